@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Both create (or reuse) the virtual environment in .venv and install what they need.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.funduskit-installed
+# torch/torchvision are pinned to the builds available offline on the reference machine.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/funduskit demo --out demo-output
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/inference.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

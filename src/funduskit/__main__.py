@@ -1,0 +1,3 @@
+from funduskit.cli import main
+
+raise SystemExit(main())
