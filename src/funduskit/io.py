@@ -59,7 +59,14 @@ def _open(path: Path) -> Image.Image | None:
         raise DataError(path, f"cannot be read ({error})", fix=_FIX_RECOPY) from error
 
 
+_EXIF_FORMATS = frozenset({"JPEG", "MPO", "TIFF", "WEBP"})
+
+
 def _exif_orientation(image: Image.Image) -> int:
+    # Only JPEG/TIFF/MPO/WebP carry EXIF before the pixels; asking a PNG for EXIF makes PIL
+    # decode the whole file (44 ms for a 1634x1634 mask instead of 0.05 ms for the header).
+    if image.format not in _EXIF_FORMATS:
+        return 1
     try:
         return int(image.getexif().get(_EXIF_ORIENTATION, 1))
     except Exception:  # a malformed EXIF block must not make a good photograph unreadable
