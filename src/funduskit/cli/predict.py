@@ -1,0 +1,57 @@
+"""``funduskit predict``: run the trained ensembles over photographs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict glaucoma risk, disc/cup, vCDR and fovea for photographs",
+        description=(
+            "Run every task's ensemble (vessels, disc, cup, fovea, glaucoma) found in --models over "
+            "photographs and write, in --out: the REFUGE2 submission (classification_results.csv, "
+            "segmentation/NAME.png, fovea_location_results.csv), results.csv / results.json, overlay "
+            "PNGs and report.html. A restarted run skips the photographs already done."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGES_OR_DIR", help="image files or folders of images")
+    parser.add_argument("--models", type=Path, required=True, metavar="DIR",
+                        help="folder of training run directories, or holding a models.yaml manifest")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--tta", action="store_true", help="also predict the horizontally flipped photo and average")
+    parser.add_argument("--batch-size", type=int, default=2, metavar="N", help="photographs per batch (default 2)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if present")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="auto: bf16 autocast where the device computes bf16 natively, else fp32")
+    parser.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (default: torch's choice)")
+    parser.add_argument("--save-probabilities", action="store_true",
+                        help="also save disc/cup probability maps (float16) for `funduskit tune`")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from funduskit.inference.pipeline import PredictOptions, predict_photos
+
+    options = PredictOptions(
+        tta=args.tta,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+        threads=args.threads,
+        save_probabilities=args.save_probabilities,
+    )
+    summary = predict_photos(args.inputs, args.models, args.out, options, progress=not args.quiet)
+    console = Console()
+    console.print(
+        f"{summary.total} photographs: {summary.predicted} predicted, {summary.skipped} skipped (already done), "
+        f"{summary.failed} could not be read; {summary.seconds:.1f} s ({summary.runtime}).",
+        soft_wrap=True,
+    )
+    console.print(f"Report: {summary.report}", soft_wrap=True)
+    return 0

@@ -1,0 +1,15 @@
+"""From photographs to answers: ensembles, post-processing, the predictor and its outputs.
+
+Modules, in pipeline order (``docs/prediction.md`` describes the whole):
+
+- :mod:`~funduskit.inference.model_store`: the run directories (or ``models.yaml``) in ``--models``
+  and ``thresholds.json``.
+- :mod:`~funduskit.inference.predictor`: :class:`Predictor`, every task's ensemble on a batch.
+- :mod:`~funduskit.inference.ensemble`: combining members (mean maps, mean points, spread).
+- :mod:`~funduskit.inference.postprocess`: threshold, largest blob, holes, REFUGE mask, measures.
+- :mod:`~funduskit.inference.results`: per-image records and the result tables.
+- :mod:`~funduskit.inference.pipeline`: ``funduskit predict`` (streaming, restarts, outputs).
+- :mod:`~funduskit.inference.tuning`: ``funduskit tune`` (thresholds on validation predictions).
+
+Submodules are imported on use, so ``import funduskit.inference`` does not load torch.
+"""

@@ -1,0 +1,427 @@
+"""``funduskit predict``: photographs in, a REFUGE2 submission, result tables, overlays and a report out.
+
+Photographs stream through in batches (the next batch is decoded in a background thread while
+the networks work on the current one), so thousands of files never sit in memory together. Each
+photograph's outputs are written as soon as it is done, its record (``results/NAME.json``) last;
+every file is written atomically. A photograph that cannot be read is recorded with the reason
+and the run goes on. Run again with the same arguments, a photograph whose record was made with
+the same models and options, from the same unchanged file, is skipped. The tables, the
+submission's CSV files and the report are rebuilt from the records at the end.
+
+Output folder::
+
+    OUT/classification_results.csv        REFUGE2 submission (``funduskit evaluate`` reads it)
+    OUT/fovea_location_results.csv
+    OUT/segmentation/NAME.png              0 = cup, 128 = rim, 255 = background, original size
+    OUT/results.csv, OUT/results.json      one row / record per photograph
+    OUT/results/NAME.jpg.json              per-photograph records (what is done)
+    OUT/overlays/NAME.png                  outlines, fovea and vessels drawn on the photograph
+    OUT/probabilities/NAME_disc.npy, _cup.npy   with ``save_probabilities`` (for ``funduskit tune``)
+    OUT/report.html                        the page to open
+    OUT/predict.json                       models, thresholds, options and counts of the run
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from funduskit import __version__
+from funduskit.config import RuntimeConfig
+from funduskit.errors import DataError, FunduskitError
+from funduskit.inference.model_store import (
+    RunInfo,
+    Thresholds,
+    find_runs,
+    fingerprint,
+    read_thresholds,
+    require_tasks,
+)
+from funduskit.inference.postprocess import disc_cup_measures, infer_eye_side
+from funduskit.inference.predictor import PhotoPrediction, Predictor, PreparedInputs
+from funduskit.inference.results import (
+    ImageResult,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_result,
+    load_results,
+    save_result,
+    write_tables,
+)
+from funduskit.io import FieldOfView, find_fov, load_image
+from funduskit.progress import make_progress
+from funduskit.report import REPORT_FILE, render_overlay, write_overlay, write_report
+from funduskit.submission import SEGMENTATION_DIR, Submission, image_stem, write_submission
+from funduskit.training.runtime import resolve_runtime
+
+OVERLAYS_DIR = "overlays"
+PROBABILITIES_DIR = "probabilities"
+RUN_RECORD = "predict.json"
+#: Longer side of the saved probability maps (float16) used by ``funduskit tune``.
+PROBABILITY_SIDE = 512
+#: Suffixes of the files taken from a folder given as input.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How ``funduskit predict`` runs.
+
+    Attributes:
+        tta: horizontal-flip test-time augmentation.
+        batch_size: photographs per network batch.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        precision: ``"auto"`` (bf16 autocast where the device computes it natively), ``"bf16"``
+            or ``"fp32"``.
+        channels_last: channels_last memory format (much faster EfficientNets on CPU).
+        threads: torch intra-op threads, 0 = torch's default.
+        save_probabilities: also write the disc and cup probability maps (``funduskit tune``).
+        probability_side: longer side of those maps.
+    """
+
+    tta: bool = False
+    batch_size: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    threads: int = 0
+    save_probabilities: bool = False
+    probability_side: int = PROBABILITY_SIDE
+
+
+@dataclass
+class PredictSummary:
+    """What a ``funduskit predict`` run did."""
+
+    out_dir: Path
+    total: int
+    predicted: int
+    skipped: int
+    failed: int
+    seconds: float
+    runs: dict[str, list[str]] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    runtime: str = ""
+
+    @property
+    def report(self) -> Path:
+        return self.out_dir / REPORT_FILE
+
+
+def list_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """The photographs named by ``paths``: files as given, folders' image files (by suffix).
+
+    A folder with no image files of its own but an ``Images`` sub-folder (a REFUGE2 split
+    folder) gives that sub-folder's files.
+
+    Raises:
+        DataError: a path does not exist, or a folder holds no images.
+        FunduskitError: two photographs would share an output name (same file stem).
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            found = _image_files(path)
+            if not found and (path / "Images").is_dir():
+                found = _image_files(path / "Images")
+            if not found:
+                raise DataError(path, "folder holds no images", fix=f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
+            files.extend(found)
+        else:
+            raise DataError(path, "not found", fix="give image files or folders of images")
+    by_stem: dict[str, Path] = {}
+    clashes = []
+    for file in files:
+        stem = image_stem(file.name)
+        if stem in by_stem and by_stem[stem].resolve() != file.resolve():
+            clashes.append(f"{by_stem[stem]} and {file}")
+        by_stem.setdefault(stem, file)
+    if clashes:
+        raise FunduskitError(
+            "photographs with the same name would overwrite each other's results: " + "; ".join(clashes[:10])
+            + " (predict them into separate --out folders)"
+        )
+    return list(by_stem.values())
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: p.name,
+    )
+
+
+def predict_photos(
+    inputs: Sequence[str | Path],
+    models_dir: str | Path,
+    out_dir: str | Path,
+    options: PredictOptions = PredictOptions(),
+    *,
+    progress: bool = True,
+) -> PredictSummary:
+    """Run every task's ensemble over photographs and write the outputs (see the module doc).
+
+    Args:
+        inputs: image files and/or folders of images.
+        models_dir: run directories or a ``models.yaml`` manifest (:mod:`funduskit.inference.model_store`).
+        out_dir: output folder (created).
+        options: :class:`PredictOptions`.
+        progress: show a progress bar.
+    Returns:
+        The counts of the run.
+    Raises:
+        FunduskitError: a task has no model, an input path is missing, names clash.
+    """
+    started = time.perf_counter()
+    if options.batch_size < 1:
+        raise FunduskitError(f"--batch-size must be at least 1, got {options.batch_size}")
+    if options.precision not in ("auto", "bf16", "fp32"):
+        raise FunduskitError(f"precision must be auto, bf16 or fp32, not {options.precision!r}")
+    files = list_inputs(inputs)
+    models_dir, out_dir = Path(models_dir), Path(out_dir)
+    runs = find_runs(models_dir)
+    require_tasks(runs, models_dir)
+    thresholds = read_thresholds(models_dir)
+    bf16 = {"auto": "auto", "bf16": "on", "fp32": "off"}[options.precision]
+    runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
+                                            channels_last=options.channels_last, bf16=bf16))
+    settings_key = fingerprint(runs, {
+        "tta": options.tta, "bf16": runtime.bf16, "thresholds": thresholds.as_dict(),
+        "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,
+    })
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [file for file in files if not _is_done(out_dir, file, settings_key)]
+
+    failed = 0
+    if todo:
+        predictor = Predictor.from_runs(runs, runtime, thresholds, tta=options.tta)
+        writer = _Writer(out_dir, settings_key, options)
+        with _progress_bar(progress, len(files), len(files) - len(todo)) as advance:
+            for batch in _prefetched_batches(todo, options.batch_size, predictor.prepare):
+                failed += writer.write_batch(batch, predictor)
+                advance(len(batch.items))
+
+    results = load_results(out_dir, [file.name for file in files])
+    _write_collected(out_dir, results, runs, thresholds, options, runtime.describe())
+    summary = PredictSummary(
+        out_dir=out_dir,
+        total=len(files),
+        predicted=len(todo),
+        skipped=len(files) - len(todo),
+        failed=failed,
+        seconds=time.perf_counter() - started,
+        runs={task: [str(run.run_dir) for run in items] for task, items in runs.items()},
+        thresholds=thresholds.as_dict(),
+        runtime=runtime.describe(),
+    )
+    record = {**asdict(summary), "out_dir": str(out_dir), "models_dir": str(models_dir.resolve()),
+              "options": asdict(options), "settings_key": settings_key, "funduskit": __version__,
+              "errors": sum(not r.ok for r in results)}
+    atomic_write_text(out_dir / RUN_RECORD, json.dumps(record, indent=1) + "\n")
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Loaded:
+    """A decoded photograph and its field of view, or why it could not be read."""
+
+    file: Path
+    image: np.ndarray | None = None
+    fov: FieldOfView | None = None
+    error: DataError | None = None
+
+
+@dataclass
+class LoadedBatch:
+    """Photographs of one batch, and the network inputs of the readable ones."""
+
+    items: list[Loaded]
+    prepared: PreparedInputs
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        return [item.image for item in self.items if item.image is not None]
+
+
+def _load(file: Path) -> Loaded:
+    try:
+        image = load_image(file)
+    except DataError as error:
+        return Loaded(file, error=error)
+    return Loaded(file, image, find_fov(image))
+
+
+def _prefetched_batches(
+    files: Sequence[Path], batch_size: int, prepare: Callable[[list[np.ndarray]], PreparedInputs]
+) -> Iterator[LoadedBatch]:
+    """Batches of decoded photographs with their network inputs; the next batch is decoded and
+    prepared in a background thread while the caller works on the current one."""
+    batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
+
+    def load(batch: Sequence[Path]) -> LoadedBatch:
+        items = [_load(file) for file in batch]
+        return LoadedBatch(items, prepare([item.image for item in items if item.image is not None]))
+
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="funduskit-decode") as pool:
+        pending = pool.submit(load, batches[0])
+        for following in [*batches[1:], None]:
+            current = pending.result()
+            if following is not None:
+                pending = pool.submit(load, following)
+            yield current
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int, done: int) -> Iterator[Callable[[int], None]]:
+    """An ``advance(n)`` callable over a rich progress bar (a no-op when not ``enabled``)."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with make_progress() as progress:
+        task = progress.add_task("predicting", total=total, completed=done)
+        yield lambda n: progress.advance(task, n)
+
+
+def _is_done(out_dir: Path, file: Path, settings_key: str) -> bool:
+    """True when ``file`` has a record from the same settings and the same unchanged file."""
+    result = load_result(out_dir, file.name)
+    if result is None or result.settings_key != settings_key:
+        return False
+    try:
+        stat = file.stat()
+    except OSError:
+        return False
+    if (result.source_size, result.source_mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+        return False
+    return not result.ok or all((out_dir / name).is_file() for name in (result.mask_file, result.overlay_file) if name)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+class _Writer:
+    """Writes each photograph's files, then its record."""
+
+    def __init__(self, out_dir: Path, settings_key: str, options: PredictOptions):
+        self.out_dir = out_dir
+        self.settings_key = settings_key
+        self.options = options
+
+    def write_batch(self, batch: LoadedBatch, predictor: Predictor) -> int:
+        """Predict the readable photographs of a batch, record all; returns how many failed."""
+        images = batch.images
+        predictions = iter(predictor.predict(images, batch.prepared) if images else [])
+        for item in batch.items:
+            if item.image is None:
+                self._record(item.file, status="error", error=str(item.error))
+            else:
+                self._write_one(item, next(predictions))
+        return len(batch.items) - len(images)
+
+    def _record(self, file: Path, **values: object) -> None:
+        stat = file.stat() if file.exists() else None
+        result = ImageResult(
+            image_id=file.name,
+            image_path=str(file),
+            source_size=stat.st_size if stat else None,
+            source_mtime_ns=stat.st_mtime_ns if stat else None,
+            settings_key=self.settings_key,
+            **values,  # type: ignore[arg-type]
+        )
+        save_result(self.out_dir, result)
+
+    def _write_one(self, loaded: Loaded, prediction: PhotoPrediction) -> None:
+        file, image = loaded.file, loaded.image
+        assert image is not None and loaded.fov is not None
+        stem = image_stem(file.name)
+        write_submission(Submission(segmentation={stem: prediction.mask}), self.out_dir)
+        overlay_file = f"{OVERLAYS_DIR}/{stem}.png"
+        vessels = prediction.vessels * loaded.fov.mask(image.shape)  # no tint outside the retina
+        overlay = render_overlay(image, prediction.mask, prediction.fovea, vessels)
+        write_overlay(self.out_dir / overlay_file, overlay)
+        if self.options.save_probabilities:
+            self._save_probabilities(stem, prediction)
+        measures = disc_cup_measures(prediction.mask)
+        fovea_x, fovea_y = prediction.fovea
+        self._record(
+            file,
+            width=int(image.shape[1]),
+            height=int(image.shape[0]),
+            glaucoma_probability=prediction.glaucoma_probability,
+            glaucoma_spread=prediction.glaucoma_spread,
+            vcdr=measures.vcdr,
+            hcdr=measures.hcdr,
+            disc_area=measures.disc_area,
+            cup_area=measures.cup_area,
+            disc_x=measures.disc_centre_x,
+            disc_y=measures.disc_centre_y,
+            fovea_x=fovea_x,
+            fovea_y=fovea_y,
+            fovea_spread=prediction.fovea_spread,
+            eye=infer_eye_side(measures.disc_centre_x, fovea_x),
+            mask_file=f"{SEGMENTATION_DIR}/{stem}.png",
+            overlay_file=overlay_file,
+        )
+
+    def _save_probabilities(self, stem: str, prediction: PhotoPrediction) -> None:
+        for part in ("disc", "cup"):
+            probability = getattr(prediction, f"{part}_probability")
+            array = shrink_map(probability, self.options.probability_side).astype(np.float16)
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            atomic_write_bytes(self.out_dir / PROBABILITIES_DIR / f"{stem}_{part}.npy", buffer.getvalue())
+
+
+def shrink_map(probability: np.ndarray, side: int) -> np.ndarray:
+    """A (H, W) float map shrunk (area average) so its longer side is at most ``side``."""
+    height, width = probability.shape
+    scale = side / max(height, width)
+    if scale >= 1:
+        return probability.astype(np.float32, copy=False)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(probability.astype(np.float32, copy=False), size, interpolation=cv2.INTER_AREA)
+
+
+def _write_collected(
+    out_dir: Path,
+    results: Sequence[ImageResult],
+    runs: dict[str, list[RunInfo]],
+    thresholds: Thresholds,
+    options: PredictOptions,
+    runtime: str,
+) -> None:
+    """Tables, the submission's CSV files and the report, from all records."""
+    write_tables(out_dir, results)
+    ok = [r for r in results if r.ok]
+    submission = Submission(
+        glaucoma_risk={r.image_id: float(r.glaucoma_probability) for r in ok},  # type: ignore[arg-type]
+        fovea={r.image_id: (float(r.fovea_x), float(r.fovea_y)) for r in ok},  # type: ignore[arg-type]
+    )
+    if ok:
+        write_submission(submission, out_dir)
+    settings = {
+        "models": ", ".join(f"{task} x{len(items)}" for task, items in runs.items()),
+        "thresholds": thresholds.as_dict(),
+        "test-time flips": "yes" if options.tta else "no",
+        "runtime": runtime,
+    }
+    write_report(results, out_dir, settings=settings)

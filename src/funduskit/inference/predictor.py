@@ -1,0 +1,304 @@
+"""The networks of every task, run together on a batch of photographs.
+
+:class:`Predictor` holds the ensembles (one list of loaded networks per task) and turns a batch of
+``(H, W, 3)`` uint8 photographs into one :class:`PhotoPrediction` each, at the original size:
+
+1. the network inputs are built once per (preprocessing, size) and shared by every ensemble
+   member that takes them (letterbox to the square input, then the preprocessing);
+2. the vessel map is computed once (mean of the vessel generators) and shared by the disc, cup
+   and fovea networks, resized to each one's input size;
+3. disc and cup: members' probability maps are averaged (in the letterboxed square), mapped back to
+   the original size and post-processed (threshold, largest blob, holes filled, cup inside disc);
+4. fovea: each member's maps are decoded to a point (most confident cell + offsets), mapped back
+   to original pixels, and the points are averaged;
+5. glaucoma: members' probabilities are averaged; their standard deviation is the spread.
+
+With test-time augmentation (``tta=True``) each network also sees the horizontally flipped input
+(in the same batch); the flipped output is flipped back (fovea: ``x -> S - x``) and averaged
+with the plain one before members are combined.
+
+Speed: the networks run in ``torch.inference_mode()``, in channels_last memory format and under
+bf16 autocast where the device supports it (see :class:`funduskit.training.runtime.Runtime`), on
+whole batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from funduskit.inference.ensemble import mean_and_spread, mean_point
+from funduskit.inference.model_store import RunInfo, Thresholds
+from funduskit.inference.postprocess import clean_mask, merge_disc_cup
+from funduskit.models import decode_fovea
+from funduskit.preprocess import Geometry, preprocess
+from funduskit.training.builders import load_trained_model
+from funduskit.training.runtime import Runtime
+
+@dataclass
+class Member:
+    """One trained network of an ensemble, on its device, in eval mode."""
+
+    run: RunInfo
+    network: nn.Module
+
+    @property
+    def size(self) -> int:
+        return int(self.run.config.data.input_size)
+
+    @property
+    def preprocessing(self) -> str:
+        return str(self.run.config.data.preprocessing)
+
+
+def load_network(run: RunInfo, runtime: Runtime) -> nn.Module:
+    """The trained network of a run (rebuilt from its checkpoint), in eval mode on the device."""
+    network, _ = load_trained_model(run.checkpoint)
+    return runtime.prepare(network.eval())
+
+
+@dataclass
+class PhotoPrediction:
+    """Everything predicted for one photograph, in original-image pixels.
+
+    Attributes:
+        mask: (H, W) uint8 REFUGE mask (0 = cup, 128 = rim, 255 = background), post-processed.
+        disc_probability, cup_probability: (H, W) float32 ensemble-mean maps before thresholding.
+        vessels: (H, W) float32 vessel probability.
+        fovea: (x, y) ensemble mean; fovea_spread: RMS distance of the members' points to it.
+        glaucoma_probability: ensemble mean; glaucoma_spread: standard deviation over members.
+        member_probabilities: each classifier's probability (flips averaged), in ensemble order.
+    """
+
+    mask: np.ndarray
+    disc_probability: np.ndarray
+    cup_probability: np.ndarray
+    vessels: np.ndarray
+    fovea: tuple[float, float]
+    fovea_spread: float
+    glaucoma_probability: float
+    glaucoma_spread: float
+    member_probabilities: list[float] = field(default_factory=list)
+
+
+class Predictor:
+    """Ensembles of every task, applied to batches of photographs.
+
+    Args:
+        ensembles: task (``vessel``, ``disc``, ``cup``, ``fovea``, ``glaucoma``) -> loaded members;
+            every task needs at least one.
+        runtime: device, precision and memory format (:func:`funduskit.training.runtime.resolve_runtime`).
+        thresholds: disc and cup thresholds of the post-processing.
+        tta: also run every network on the horizontally flipped input and average.
+
+    Example:
+        >>> predictor = Predictor.from_runs(find_runs("models"), runtime)  # doctest: +SKIP
+        >>> [prediction] = predictor.predict([load_image("eye.jpg")])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        ensembles: Mapping[str, Sequence[Member]],
+        runtime: Runtime,
+        thresholds: Thresholds = Thresholds(),
+        *,
+        tta: bool = False,
+    ):
+        missing = [task for task in ("vessel", "disc", "cup", "fovea", "glaucoma") if not ensembles.get(task)]
+        if missing:
+            raise ValueError(f"Predictor needs at least one network for {', '.join(missing)}")
+        self.ensembles = {task: list(members) for task, members in ensembles.items()}
+        self.runtime = runtime
+        self.thresholds = thresholds
+        self.tta = tta
+
+    @classmethod
+    def from_runs(
+        cls, runs: Mapping[str, Sequence[RunInfo]], runtime: Runtime, thresholds: Thresholds = Thresholds(), *, tta: bool = False
+    ) -> Predictor:
+        """Load every run's network onto ``runtime``'s device."""
+        ensembles = {task: [Member(run, load_network(run, runtime)) for run in items] for task, items in runs.items()}
+        return cls(ensembles, runtime, thresholds, tta=tta)
+
+    # ----------------------------------------------------------------------------------------
+
+    @property
+    def input_specs(self) -> set[tuple[str, int]]:
+        """The (preprocessing, size) network inputs this predictor's members take."""
+        return {(m.preprocessing, m.size) for members in self.ensembles.values() for m in members}
+
+    def prepare(self, images: Sequence[np.ndarray]) -> PreparedInputs:
+        """The network inputs of a batch as numpy arrays (CPU only, no torch: safe to run in a
+        decoding thread while the networks work on the previous batch)."""
+        return prepare_inputs(images, self.input_specs)
+
+    def predict(self, images: Sequence[np.ndarray], prepared: PreparedInputs | None = None) -> list[PhotoPrediction]:
+        """Predict a batch of photographs.
+
+        Args:
+            images: B arrays (H_i, W_i, 3) uint8 RGB; sizes may differ.
+            prepared: their network inputs from :meth:`prepare`, if already made.
+        Returns:
+            B predictions, in order.
+        """
+        if not images:
+            return []
+        inputs = _InputCache(images, self.runtime, prepared)
+        vessel_square = inputs.vessels = self._vessels(inputs)  # (B, 1, Sv, Sv), letterboxed square
+        disc = self._segmentation("disc", inputs)
+        cup = self._segmentation("cup", inputs)
+        foveae = self._fovea(inputs)
+        glaucoma = self._glaucoma(inputs)
+
+        predictions = []
+        for index, image in enumerate(images):
+            disc_map = Geometry.for_image(image, disc.shape[-1]).map_to_original(disc[index])
+            cup_map = Geometry.for_image(image, cup.shape[-1]).map_to_original(cup[index])
+            mask = merge_disc_cup(
+                clean_mask(disc_map, self.thresholds.disc), clean_mask(cup_map, self.thresholds.cup)
+            )
+            vessels = Geometry.for_image(image, vessel_square.shape[-1]).map_to_original(
+                vessel_square[index, 0].float().cpu().numpy()
+            )
+            fovea, fovea_spread = mean_point(foveae[index])
+            probability, spread = mean_and_spread(glaucoma[index])
+            predictions.append(PhotoPrediction(
+                mask=mask,
+                disc_probability=disc_map,
+                cup_probability=cup_map,
+                vessels=vessels,
+                fovea=fovea,
+                fovea_spread=fovea_spread,
+                glaucoma_probability=probability,
+                glaucoma_spread=spread,
+                member_probabilities=[float(p) for p in glaucoma[index]],
+            ))
+        return predictions
+
+    # ----------------------------------------------------------------------------------------
+
+    def _run(self, member: Member, x: Tensor) -> Tensor:
+        """Sigmoid outputs (float32) of one member on a prepared batch."""
+        with torch.inference_mode(), self.runtime.autocast():
+            logits = member.network(x)
+        return torch.sigmoid(logits.float())
+
+    def _vessels(self, inputs: _InputCache) -> Tensor:
+        """(B, 1, S, S) mean vessel probability of the vessel generators (largest S among them)."""
+        maps = [self._run(member, inputs.get(member)) for member in self.ensembles["vessel"]]
+        size = max(m.shape[-1] for m in maps)
+        return torch.stack([_resize(m, size) for m in maps]).mean(dim=0)
+
+    def _segmentation(self, task: str, inputs: _InputCache) -> np.ndarray:
+        """(B, S, S) float32 ensemble-mean probability in the letterboxed square (largest S)."""
+        maps = []
+        for member in self.ensembles[task]:
+            output = self._run(member, inputs.get(member, with_vessels=True, flip=self.tta))
+            maps.append(self._unflip_maps(output))
+        size = max(m.shape[-1] for m in maps)
+        mean = torch.stack([_resize(m, size) for m in maps]).mean(dim=0)
+        return mean[:, 0].cpu().numpy()
+
+    def _unflip_maps(self, output: Tensor) -> Tensor:
+        """With TTA, average the plain half and the flipped-back second half of a (2B, C, H, W) output."""
+        if not self.tta:
+            return output
+        plain, flipped = output.chunk(2)
+        return (plain + flipped.flip(-1)) / 2
+
+    def _fovea(self, inputs: _InputCache) -> list[list[tuple[float, float]]]:
+        """Per photograph, one (x, y) in original pixels per member and flip."""
+        batch = len(inputs.images)
+        points: list[list[tuple[float, float]]] = [[] for _ in range(batch)]
+        for member in self.ensembles["fovea"]:
+            output = self._run(member, inputs.get(member, with_vessels=True, flip=self.tta))
+            xy = decode_fovea(output, member.size)  # (B or 2B, 2) network pixels
+            if self.tta:
+                xy[batch:, 0] = member.size - xy[batch:, 0]
+            for row, (x, y) in enumerate(xy):
+                image = inputs.images[row % batch]
+                original = Geometry.for_image(image, member.size).points_to_original((x, y))
+                points[row % batch].append((float(original[0]), float(original[1])))
+        return points
+
+    def _glaucoma(self, inputs: _InputCache) -> list[list[float]]:
+        """Per photograph, each classifier's probability (flips averaged)."""
+        batch = len(inputs.images)
+        per_member = []
+        for member in self.ensembles["glaucoma"]:
+            output = self._run(member, inputs.get(member, flip=self.tta)).reshape(-1)
+            if self.tta:
+                output = output.reshape(2, batch).mean(dim=0)
+            per_member.append(output.cpu().numpy())
+        return np.stack(per_member, axis=1).tolist()
+
+
+class _InputCache:
+    """Network inputs of a batch, each built once and shared by every member that takes it.
+
+    A key is (preprocessing, size, with the vessel channel, with the flipped copy); tensors are
+    on the device in the runtime's memory format. ``vessels`` (B, 1, Sv, Sv) must be set before
+    inputs with the vessel channel are asked for.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], runtime: Runtime, prepared: PreparedInputs | None = None):
+        self.images = list(images)
+        self.runtime = runtime
+        self.prepared = prepared or {}
+        self.vessels: Tensor | None = None
+        self._tensors: dict[tuple[str, int, bool, bool], Tensor] = {}
+
+    def get(self, member: Member, *, with_vessels: bool = False, flip: bool = False) -> Tensor:
+        """(B, 3 or 4, S, S), or (2B, ...) with the flipped copy after the plain batch."""
+        key = (member.preprocessing, member.size, with_vessels, flip)
+        if key not in self._tensors:
+            if flip:
+                plain = self.get(member, with_vessels=with_vessels)
+                batch = torch.cat([plain, plain.flip(-1)])
+            elif with_vessels:
+                assert self.vessels is not None, "the vessel map is computed first"
+                photo = self.get(member)
+                batch = torch.cat([photo, _resize(self.vessels, member.size).to(photo.dtype)], dim=1)
+            else:
+                spec = (member.preprocessing, member.size)
+                arrays = self.prepared.get(spec)
+                if arrays is None:
+                    arrays = prepare_inputs(self.images, [spec])[spec]
+                batch = torch.from_numpy(arrays).permute(0, 3, 1, 2)
+            self._tensors[key] = self.runtime.to_device(batch)
+        return self._tensors[key]
+
+
+PreparedInputs = dict[tuple[str, int], np.ndarray]
+"""(preprocessing, size) -> (B, S, S, 3) float32 network inputs of a batch."""
+
+
+def prepare_inputs(images: Sequence[np.ndarray], specs: Iterable[tuple[str, int]]) -> PreparedInputs:
+    """The network inputs of ``images`` for each (preprocessing, size) in ``specs`` ({} for no image)."""
+    if not images:
+        return {}
+    return {
+        (name, size): np.stack([network_input(image, name, size) for image in images])
+        for name, size in specs
+    }
+
+
+def network_input(image: np.ndarray, preprocessing: str, size: int) -> np.ndarray:
+    """The (S, S, 3) float32 network input of a (H, W, 3) uint8 photograph: letterboxed to
+    ``size`` x ``size``, then preprocessed (``funduskit.preprocess.PREPROCESSINGS``)."""
+    return preprocess(Geometry.for_image(image, size).to_network(image), preprocessing)
+
+
+def _resize(maps: Tensor, size: int) -> Tensor:
+    """(B, C, h, h) -> (B, C, size, size): area average when shrinking (as training resizes the
+    vessel map, ``cv2.INTER_AREA``), bilinear when enlarging; unchanged when already that size."""
+    if maps.shape[-1] == size and maps.shape[-2] == size:
+        return maps
+    if size < maps.shape[-1]:
+        return F.interpolate(maps.float(), size=(size, size), mode="area")
+    return F.interpolate(maps.float(), size=(size, size), mode="bilinear", align_corners=False)

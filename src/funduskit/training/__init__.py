@@ -1,0 +1,41 @@
+"""Training: losses, the report's LR schedule, k-fold splits, atomic checkpoints and one loop.
+
+Example::
+
+    from funduskit.config import preset, override
+    from funduskit.datasets import read_dataset
+    from funduskit.training import fit
+
+    config = override(preset("disc", "cpu"), {"data.fold": 1, "epochs": 5})
+    result = fit(config, read_dataset("synthetic"), "runs/disc-fold1")
+    print(result.best_metric, result.best_epoch)
+
+See ``docs/training.md`` for the presets, the run directory and the choices made where the
+report is silent.
+"""
+
+from __future__ import annotations
+
+from funduskit.training.builders import build_model, load_trained_model
+from funduskit.training.checkpoint import load_checkpoint, save_checkpoint
+from funduskit.training.loop import TrainResult, evaluate_checkpoint, fit, resume_config
+from funduskit.training.scheduler import ReduceOnPlateauWithReset
+from funduskit.training.splits import Split, make_split, read_split, write_split
+from funduskit.training.tasks import get_task
+
+__all__ = [
+    "ReduceOnPlateauWithReset",
+    "Split",
+    "TrainResult",
+    "build_model",
+    "evaluate_checkpoint",
+    "fit",
+    "get_task",
+    "load_checkpoint",
+    "load_trained_model",
+    "make_split",
+    "read_split",
+    "resume_config",
+    "save_checkpoint",
+    "write_split",
+]

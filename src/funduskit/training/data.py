@@ -1,0 +1,224 @@
+"""Training data: decode once, cache at the network size, augment per (seed, epoch, index).
+
+Decoding a 2124 x 2056 JPEG takes tens of milliseconds; doing it every epoch would dominate a
+CPU run. :func:`cache_samples` decodes every sample once (a thread pool: OpenCV and PIL release
+the GIL), letterboxes it to the network size (:class:`funduskit.preprocess.Geometry`) and keeps
+uint8 arrays in memory. DataLoader workers are forked from the process that holds the cache, so
+they share it without copying.
+
+Augmentation randomness never depends on which worker runs an item or on the history of the
+global generators: item ``i`` of epoch ``e`` is augmented with generators seeded from
+``(seed, e, i)``, and the order of epoch ``e`` is a permutation seeded from ``(seed, e)``. A run
+resumed at epoch ``e`` therefore sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from funduskit.augment import VESSEL_MASK
+from funduskit.errors import FunduskitError
+from funduskit.preprocess import Geometry, preprocess
+from funduskit.progress import make_progress
+from funduskit.sample import Sample
+
+VesselSource = Callable[[Sample, np.ndarray, Geometry], np.ndarray]
+"""Gives the vessel-map input of a sample: ``(sample, original RGB image, geometry)`` ->
+``(S, S)`` uint8 map (0-255) at the network size."""
+
+
+@dataclass
+class CachedItem:
+    """One sample at the network size.
+
+    Attributes:
+        image: (S, S, 3) uint8 RGB, letterboxed.
+        mask: (S, S) uint8 0/1 segmentation target (disc, cup or vessels), or None.
+        vessels: (S, S) uint8 0-255 vessel-map input (disc, cup, fovea), or None.
+        fovea: fovea ``(x, y)`` in network pixels, or None.
+        label: glaucoma label, or None.
+        geometry: the letterbox geometry (maps network points and maps back to the original).
+        original_fovea: fovea ``(x, y)`` in original pixels, or None.
+        vessel_photo: the photo at a vessel generator's input size, kept only until the
+            generator's map has been computed.
+    """
+
+    image: np.ndarray
+    geometry: Geometry
+    mask: np.ndarray | None = None
+    vessels: np.ndarray | None = None
+    fovea: tuple[float, float] | None = None
+    label: int | None = None
+    original_fovea: tuple[float, float] | None = None
+    vessel_photo: np.ndarray | None = None
+
+
+def binary_to_network(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(H, W) bool -> (S, S) uint8 0/1: area-averaged then thresholded at one half."""
+    soft = geometry.to_network(mask.astype(np.uint8) * np.uint8(255))
+    return (soft >= 128).astype(np.uint8)
+
+
+def soft_to_network(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(H, W) bool -> (S, S) uint8 0-255: the area fraction covered (thin vessels stay visible)."""
+    return geometry.to_network(mask.astype(np.uint8) * np.uint8(255))
+
+
+def cache_samples(
+    samples: Sequence[Sample],
+    cache_one: Callable[[Sample], CachedItem],
+    *,
+    threads: int = 2,
+    description: str = "Caching images",
+    show_progress: bool = True,
+) -> list[CachedItem]:
+    """Apply ``cache_one`` to every sample (thread pool, progress bar), keeping the order."""
+    results: list[CachedItem | None] = [None] * len(samples)
+    progress = make_progress(transient=True)
+    progress.disable = not show_progress
+    with progress, ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        task = progress.add_task(description, total=len(samples))
+        futures = {pool.submit(cache_one, sample): index for index, sample in enumerate(samples)}
+        for future in futures:
+            results[futures[future]] = future.result()
+            progress.advance(task)
+    return results  # type: ignore[return-value]
+
+
+def item_seed(seed: int, epoch: int, index: int) -> np.random.SeedSequence:
+    """The seed sequence of item ``index`` in ``epoch``; independent of workers and history."""
+    return np.random.SeedSequence([seed, epoch, index])
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
+    """The order of ``epoch``: a permutation of ``range(n)`` seeded from ``(seed, epoch)`` only."""
+    generator = np.random.default_rng(np.random.SeedSequence([seed, epoch, 0x5EED]))
+    return generator.permutation(n).tolist()
+
+
+class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of ``(epoch, index)`` pairs; call :meth:`set_epoch` before iterating an epoch.
+
+    Runs in the main process, so it works with persistent workers; the dataset receives the
+    epoch with every index and seeds the augmentation from it.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, shuffle: bool = True, drop_last: bool = False):
+        if n == 0:
+            raise FunduskitError("no samples to train on")
+        self.n = n
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.drop_last = drop_last and n >= batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order = epoch_permutation(self.n, self.seed, self.epoch) if self.shuffle else list(range(self.n))
+        for start in range(0, self.n, self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if self.drop_last and len(batch) < self.batch_size:
+                return
+            yield [(self.epoch, index) for index in batch]
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+
+ToTensors = Callable[[CachedItem, dict[str, "np.ndarray | tuple[float, float] | None"]], dict[str, torch.Tensor]]
+
+
+class AugmentedDataset(Dataset):
+    """Cached items -> augmented, preprocessed tensors; indexed by ``(epoch, index)`` pairs.
+
+    Args:
+        items: the cache.
+        preprocessing: name in ``funduskit.preprocess.PREPROCESSINGS``, applied after augmentation.
+        to_tensors: the task's conversion of the augmented arrays into input and target tensors.
+        augmentation: a ``funduskit.augment.build_augmentation`` pipeline at the cache's size
+            (targets ``image``, ``mask``, ``vessel_mask``, ``keypoints``), or None.
+        seed: run seed; item generators come from ``(seed, epoch, index)``.
+
+    An item is a dict of tensors (at least ``"input"`` (C, S, S) float32 and ``"target"``) plus
+    ``"index"``.
+    """
+
+    def __init__(self, items: Sequence[CachedItem], *, preprocessing: str, to_tensors: ToTensors,
+                 augmentation: object | None = None, seed: int = 0):
+        self.items = items
+        self.preprocessing = preprocessing
+        self.to_tensors = to_tensors
+        self.augmentation = augmentation
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def arrays(self, epoch: int, index: int) -> dict[str, np.ndarray | None]:
+        """The augmented arrays of one item: ``image`` (S, S, 3) uint8, ``mask`` and ``vessels``
+        (S, S) uint8 or None, ``fovea`` (x, y) in network pixels or None."""
+        item = self.items[index]
+        if self.augmentation is None:
+            return {"image": item.image, "mask": item.mask, "vessels": item.vessels, "fovea": item.fovea}
+        data: dict[str, np.ndarray] = {"image": item.image}
+        if item.mask is not None:
+            data["mask"] = item.mask
+        if item.vessels is not None:
+            data[VESSEL_MASK] = item.vessels
+        points = [item.fovea] if item.fovea is not None else []
+        data["keypoints"] = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        sequence = item_seed(self.seed, epoch, index)
+        # One generator shared by every transform (Compose.set_random_seed would give each
+        # transform the same seed, making their random draws identical).
+        self.augmentation.set_random_state(  # type: ignore[attr-defined]
+            np.random.default_rng(sequence), random.Random(int(sequence.generate_state(1)[0]))
+        )
+        result = self.augmentation(**data)  # type: ignore[operator]
+        fovea = tuple(float(v) for v in result["keypoints"][0][:2]) if item.fovea is not None else None
+        return {"image": result["image"], "mask": result.get("mask"), "vessels": result.get(VESSEL_MASK),
+                "fovea": fovea}
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, torch.Tensor]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        arrays = self.arrays(epoch, index)
+        arrays["image"] = preprocess(np.ascontiguousarray(arrays["image"]), self.preprocessing)
+        tensors = self.to_tensors(self.items[index], arrays)
+        tensors["index"] = torch.tensor(index)
+        return tensors
+
+
+def worker_init(_: int) -> None:
+    """DataLoader workers: nothing to set up; the parent limits OpenCV before forking them.
+
+    (Calling ``cv2.setNumThreads`` in a forked child hangs: it joins pool threads that only
+    exist in the parent. See :func:`single_threaded_opencv`.)
+    """
+
+
+@contextlib.contextmanager
+def single_threaded_opencv() -> Iterator[None]:
+    """Run OpenCV single-threaded while DataLoader workers are forked and used.
+
+    OpenCV's thread pool does not survive ``fork``: a child that uses a pool created in the
+    parent can deadlock. Shrinking the pool to one thread in the parent before forking makes the
+    children run OpenCV serially (each worker is one core's worth of augmentation anyway).
+    """
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)

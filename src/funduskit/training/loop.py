@@ -1,0 +1,432 @@
+"""The training loop, the same for every task: :func:`fit` trains one fold into a run directory.
+
+A run directory holds::
+
+    config.yaml         the resolved configuration (funduskit.config)
+    split.csv           image_id -> fold, role (funduskit.training.splits)
+    augmentation.yaml   the augmentation pipeline (funduskit.augment.save_augmentation)
+    last.pt, best.pt    checkpoints after the latest epoch / at the best validation metric
+    metrics.csv         one row per epoch: losses, validation metric, learning rate, seconds
+    curves.png          the curves of metrics.csv
+
+:func:`fit` with ``resume=True`` continues from ``last.pt`` and gives the result an uninterrupted
+run would have given: the epoch order and every augmentation are seeded from
+``(seed, epoch, index)``, and the checkpoint restores networks, optimizers, schedule and the
+global random generators.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import TextColumn
+from torch.utils.data import DataLoader
+
+from funduskit.config import TrainConfig, config_from_dict, load_config, save_config
+from funduskit.errors import FunduskitError
+from funduskit.preprocess import Geometry
+from funduskit.progress import make_progress
+from funduskit.sample import Sample
+from funduskit.training import checkpoint as ckpt
+from funduskit.training.builders import build_model, build_optimizer, build_scheduler, checkpoint_file, load_trained_model
+from funduskit.training.data import (
+    AugmentedDataset,
+    CachedItem,
+    EpochBatchSampler,
+    cache_samples,
+    single_threaded_opencv,
+    soft_to_network,
+    worker_init,
+)
+from funduskit.training.history import plot_curves, write_metrics_csv
+from funduskit.training.losses import build_loss
+from funduskit.training.runtime import Runtime, resolve_runtime
+from funduskit.training.splits import Split, make_split, read_split, write_split
+from funduskit.training.tasks import Parts, Task, get_task
+
+CONFIG_FILE = "config.yaml"
+SPLIT_FILE = "split.csv"
+AUGMENTATION_FILE = "augmentation.yaml"
+METRICS_FILE = "metrics.csv"
+CURVES_FILE = "curves.png"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns."""
+
+    run_dir: Path
+    metric: str
+    best_metric: float
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (network initialisation)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def usable_samples(task: Task, samples: Sequence[Sample], *, where: str = "the data set") -> list[Sample]:
+    """The samples carrying the task's labels; a clear error when there are none."""
+    usable = [sample for sample in samples if task.usable(sample)]
+    if not usable:
+        raise FunduskitError(
+            f"{where} has no {task.needs}, which the {task.name!r} task trains on "
+            f"({len(samples)} image(s) read, none labelled); choose a data set that has them"
+        )
+    return usable
+
+
+def vessel_input_mode(config: TrainConfig, task: Task) -> str:
+    """``"ground_truth"``, ``"model"`` or ``"none"``: where the vessel-map input comes from."""
+    if not task.uses_vessel_input:
+        return "none"
+    mode = config.data.vessel_input
+    if mode == "auto":
+        return "model" if config.data.vessel_model else "ground_truth"
+    if mode not in ("ground_truth", "model", "none"):
+        raise FunduskitError(f"data.vessel_input must be auto, ground_truth, model or none, not {mode!r}")
+    if mode == "model" and not config.data.vessel_model:
+        raise FunduskitError("data.vessel_input is 'model' but no data.vessel_model checkpoint is given (--vessel-model)")
+    return mode
+
+
+def build_items(task: Task, config: TrainConfig, samples: Sequence[Sample], *, threads: int,
+                show_progress: bool, description: str) -> list[CachedItem]:
+    """Decode, letterbox and cache ``samples`` with their targets and vessel-map input."""
+    from funduskit.datasets import load_vessel_mask
+    from funduskit.io import load_image
+
+    size = config.data.input_size
+    mode = vessel_input_mode(config, task)
+    if mode == "ground_truth":
+        lacking = [sample.image_id for sample in samples if sample.vessel_mask_path is None]
+        if lacking:
+            raise FunduskitError(
+                f"the {task.name!r} network takes a vessel map as input, and {len(lacking)} image(s) have no "
+                f"vessel mask (e.g. {lacking[0]}); train a vessel model first and pass it with --vessel-model RUN"
+            )
+    vessel_size = 0
+    if mode == "model":
+        vessel_model, vessel_config = load_trained_model(config.data.vessel_model)  # type: ignore[arg-type]
+        vessel_size = config.data.vessel_model_size or vessel_config.data.input_size
+
+    def cache_one(sample: Sample) -> CachedItem:
+        image = load_image(sample.image_path)
+        geometry = Geometry.for_image(image, size)
+        item = task.cache_one(sample, image, geometry)
+        item.image = geometry.to_network(image)
+        if mode == "ground_truth":
+            item.vessels = soft_to_network(load_vessel_mask(sample), geometry)
+        elif mode == "none" and task.uses_vessel_input:
+            item.vessels = np.zeros((size, size), dtype=np.uint8)
+        elif mode == "model":
+            item.vessel_photo = Geometry.for_image(image, vessel_size).to_network(image)
+        return item
+
+    items = cache_samples(samples, cache_one, threads=threads, description=description, show_progress=show_progress)
+    if mode == "model":
+        attach_vessel_maps(items, vessel_model, vessel_config, size)
+    return items
+
+
+def attach_vessel_maps(items: Sequence[CachedItem], model: torch.nn.Module, vessel_config: TrainConfig,
+                       size: int, batch_size: int = 4) -> None:
+    """Run a trained vessel generator on each item's ``vessel_photo`` and store the map at ``size``."""
+    import cv2
+
+    from funduskit.preprocess import preprocess
+
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        photos = np.stack([preprocess(item.vessel_photo, vessel_config.data.preprocessing) for item in chunk])
+        probabilities = model.predict(torch.from_numpy(photos.transpose(0, 3, 1, 2)))[:, 0].numpy()
+        for item, probability in zip(chunk, probabilities):
+            resized = cv2.resize(probability, (size, size), interpolation=cv2.INTER_AREA)
+            item.vessels = np.clip(resized * 255 + 0.5, 0, 255).astype(np.uint8)
+            item.vessel_photo = None
+
+
+def _loader(dataset: AugmentedDataset, sampler: EpochBatchSampler, config: TrainConfig, seed: int) -> DataLoader:
+    workers = config.runtime.num_workers
+    options: dict[str, Any] = {}
+    if workers > 0:
+        options = {"persistent_workers": config.runtime.persistent_workers, "worker_init_fn": worker_init,
+                   "prefetch_factor": 2}
+        if "fork" in torch.multiprocessing.get_all_start_methods():
+            options["multiprocessing_context"] = "fork"  # workers share the image cache, no pickling
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                      generator=torch.Generator().manual_seed(seed), **options)
+
+
+def _improved(metric: float, best: float | None, mode: str) -> bool:
+    if best is None:
+        return True
+    if math.isnan(metric):
+        return False
+    if math.isnan(best):
+        return True
+    return metric > best if mode == "max" else metric < best
+
+
+def _average(records: list[dict[str, float]]) -> dict[str, float]:
+    keys = {key for record in records for key in record}
+    return {key: float(np.mean([record[key] for record in records if key in record])) for key in keys}
+
+
+def predict_loader(task: Task, parts: Parts, loader: DataLoader) -> tuple[list[torch.Tensor], dict[str, float]]:
+    """Probabilities of every item of ``loader`` (in order) and the size-weighted mean losses (``val_*``)."""
+    for model in parts.models.values():
+        model.eval()
+    probabilities: list[torch.Tensor] = []
+    losses: list[dict[str, float]] = []
+    sizes: list[int] = []
+    for batch in loader:
+        batch_probabilities, batch_losses = task.predict_batch(parts, batch)
+        probabilities.extend(batch_probabilities)
+        losses.append(batch_losses)
+        sizes.append(len(batch_probabilities))
+    weights = np.asarray(sizes, dtype=float) / max(1, sum(sizes))
+    mean_losses = {f"val_{key}": float(sum(w * loss[key] for w, loss in zip(weights, losses))) for key in losses[0]}
+    return probabilities, mean_losses
+
+
+def validate(task: Task, parts: Parts, loader: DataLoader, items: Sequence[CachedItem]) -> dict[str, float]:
+    """Validation losses (``val_*``) and the task's metrics over ``loader`` (no augmentation)."""
+    probabilities, record = predict_loader(task, parts, loader)
+    record.update(task.score(probabilities, items, parts.extra))
+    return record
+
+
+def _parts(task: Task, config: TrainConfig, runtime: Runtime) -> Parts:
+    models = {role: runtime.prepare(build_model(config, role)) for role in task.model_names(config)}
+    size = config.data.input_size
+    for role, model in models.items():
+        multiple = getattr(model, "input_multiple", 1)
+        if size % multiple:
+            raise FunduskitError(
+                f"data.input_size {size} is not a multiple of {multiple}, which the {role} "
+                f"({type(model).__name__}) needs; use {max(multiple, size // multiple * multiple)} "
+                f"or {-(-size // multiple) * multiple}"
+            )
+    optimizers = {"model": build_optimizer(list(models["model"].parameters()), config.optimizer)}
+    if "discriminator" in models:
+        optimizers["discriminator"] = build_optimizer(list(models["discriminator"].parameters()),
+                                                      config.discriminator_optimizer or config.optimizer)
+    loss = build_loss(config.loss.name, **config.loss.kwargs)
+    extra = {"output_reduction": getattr(models["model"], "output_reduction", 1)}
+    return Parts(models=models, optimizers=optimizers, loss=loss, runtime=runtime, config=config, extra=extra)
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    if resume:
+        if not (run_dir / ckpt.LAST).is_file():
+            raise FunduskitError(f"{run_dir} holds no {ckpt.LAST} to resume from")
+        return
+    if (run_dir / ckpt.LAST).exists():
+        raise FunduskitError(
+            f"{run_dir} already holds a training run; resume it with --resume {run_dir}, or choose another --out"
+        )
+
+
+def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, resume: bool = False,
+        show_progress: bool = True, console: Console | None = None) -> TrainResult:
+    """Train ``config.task`` on one cross-validation fold of ``samples`` into ``run_dir``.
+
+    Args:
+        config: the resolved configuration; with ``resume`` it must be the run's own (see
+            :func:`resume_config`), only ``epochs`` may be larger.
+        samples: the data set; samples without the task's labels are left out.
+        run_dir: the run directory (created).
+        resume: continue from ``run_dir/last.pt``.
+        show_progress: rich progress bars and messages.
+
+    Returns:
+        :class:`TrainResult` with the best validation metric and the per-epoch history.
+    """
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, resume)
+    console = console or Console(stderr=True, quiet=not show_progress)
+    task = get_task(config.task)
+    runtime = resolve_runtime(config.runtime)
+    seed_everything(config.seed)
+
+    usable = usable_samples(task, samples)
+    if len(usable) < len(samples):
+        console.print(f"[yellow]{len(samples) - len(usable)} image(s) without {task.needs} are left out")
+    split: Split
+    if resume:
+        split = read_split(run_dir / SPLIT_FILE)
+    else:
+        split = make_split(usable, name=config.data.split, n_folds=config.data.n_folds, fold=config.data.fold,
+                           seed=config.seed)
+    train_samples, validation_samples = split.select(usable, "train"), split.select(usable, "validation")
+    if not train_samples or not validation_samples:
+        raise FunduskitError(f"fold {split.fold} leaves {len(train_samples)} training and "
+                             f"{len(validation_samples)} validation image(s); both must be non-empty")
+
+    parts = _parts(task, config, runtime)
+    schedule = build_scheduler(parts.optimizers["model"], config, task.mode)
+    if not (config.init.pretrained or config.init.encoder_weights or config.init.checkpoint):
+        console.print("[dim]Starting from random weights (no --pretrained, --encoder-weights or --init).")
+
+    from funduskit.augment import build_augmentation, save_augmentation
+
+    size = config.data.input_size
+    augmentation = (build_augmentation(task.name, size, strength=config.data.augmentation, seed=config.seed)
+                    if config.data.augmentation != "none" else None)
+    threads = max(1, runtime.threads)
+    train_items = build_items(task, config, train_samples, threads=threads, show_progress=show_progress,
+                              description=f"Caching {len(train_samples)} training images")
+    validation_items = build_items(task, config, validation_samples, threads=threads, show_progress=show_progress,
+                                   description=f"Caching {len(validation_samples)} validation images")
+
+    def to_tensors(item: CachedItem, arrays: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return task.to_tensors(item, arrays, parts.extra)
+
+    train_set = AugmentedDataset(train_items, preprocessing=config.data.preprocessing, to_tensors=to_tensors,
+                                 augmentation=augmentation, seed=config.seed)
+    validation_set = AugmentedDataset(validation_items, preprocessing=config.data.preprocessing,
+                                      to_tensors=to_tensors, augmentation=None, seed=config.seed)
+    train_sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed, shuffle=True,
+                                      drop_last=len(train_set) % config.batch_size == 1)
+    validation_sampler = EpochBatchSampler(len(validation_set), config.validation_batch_size or config.batch_size,
+                                           seed=config.seed, shuffle=False)
+    train_loader = _loader(train_set, train_sampler, config, config.seed)
+    validation_loader = _loader(validation_set, validation_sampler, config, config.seed + 1)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    history: list[dict[str, float]] = []
+    best: float | None = None
+    best_epoch = -1
+    start_epoch = 0
+    if resume:
+        state = ckpt.load_checkpoint(run_dir / ckpt.LAST, map_location=runtime.device)
+        for role, model in parts.models.items():
+            model.load_state_dict(state["models"][role])
+        for role, optimizer in parts.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][role])
+        schedule.load_state_dict(state["scheduler"])
+        history = [dict(record) for record in state["history"]]
+        best, best_epoch = state["best_metric"], state["best_epoch"]
+        start_epoch = state["epoch"] + 1
+        ckpt.restore_rng_state(state["rng"])
+        console.print(f"Resuming {run_dir} at epoch {start_epoch + 1} of {config.epochs}")
+    else:
+        write_split(split, run_dir / SPLIT_FILE)
+        if augmentation is not None:
+            save_augmentation(augmentation, run_dir / AUGMENTATION_FILE)
+        else:
+            (run_dir / AUGMENTATION_FILE).write_text("# no augmentation (data.augmentation: none)\n")
+    save_config(config, run_dir / CONFIG_FILE)
+    console.print(
+        f"[bold]{task.name}[/]: {len(train_samples)} training / {len(validation_samples)} validation images, "
+        f"fold {split.fold} of {split.n_folds}, {size}x{size}, batch {config.batch_size}, {runtime.describe()}"
+    )
+
+    progress = make_progress(TextColumn("{task.fields[status]}"))
+    progress.disable = not show_progress
+    with progress, single_threaded_opencv():
+        for epoch in range(start_epoch, config.epochs):
+            bar = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(train_sampler), status="")
+            train_sampler.set_epoch(epoch)
+            for model in parts.models.values():
+                model.train()
+            started = time.perf_counter()
+            step_records = []
+            for batch in train_loader:
+                step_records.append(task.train_step(parts, batch))
+                progress.update(bar, advance=1, status=f"loss {step_records[-1]['loss']:.4f}")
+            train_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            record: dict[str, float] = {"epoch": epoch + 1, "lr": schedule.lr}
+            record.update({f"train_{key}": value for key, value in _average(step_records).items()})
+            record.update(validate(task, parts, validation_loader, validation_items))
+            record["train_seconds"] = train_seconds
+            record["val_seconds"] = time.perf_counter() - started
+            metric = record[task.metric]
+            schedule.step(metric)
+            history.append(record)
+            is_best = _improved(metric, best, task.mode)
+            if is_best:
+                best, best_epoch = metric, epoch + 1
+            state = {
+                "task": task.name,
+                "epoch": epoch,
+                "models": {role: model.state_dict() for role, model in parts.models.items()},
+                "optimizers": {role: optimizer.state_dict() for role, optimizer in parts.optimizers.items()},
+                "scheduler": schedule.state_dict(),
+                "best_metric": best,
+                "best_epoch": best_epoch,
+                "metric": task.metric,
+                "history": history,
+                "config": config.to_dict(),
+                "rng": ckpt.capture_rng_state(),
+            }
+            ckpt.save_checkpoint(state, run_dir / ckpt.LAST)
+            if is_best:
+                ckpt.save_checkpoint(state, run_dir / ckpt.BEST)
+            write_metrics_csv(history, run_dir / METRICS_FILE)
+            plot_curves(history, run_dir / CURVES_FILE, metric=task.metric, title=f"{task.name} — {run_dir.name}")
+            progress.update(bar, status=f"loss {record['train_loss']:.4f}  {task.metric} {metric:.4f}"
+                                        + ("  best" if is_best else ""))
+    return TrainResult(run_dir=run_dir, metric=task.metric, best_metric=float("nan") if best is None else best,
+                       best_epoch=best_epoch, history=history)
+
+
+def resume_config(run_dir: str | Path, *, epochs: int | None = None) -> TrainConfig:
+    """The configuration of an existing run (``config.yaml``), optionally with more epochs."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / CONFIG_FILE)
+    if epochs is not None:
+        config.epochs = epochs
+    return config
+
+
+def evaluate_checkpoint(checkpoint: str | Path, samples: Sequence[Sample], *, threads: int = 1,
+                        show_progress: bool = False, original_size: bool = False,
+                        overrides: dict[str, Any] | None = None) -> dict[str, float]:
+    """The task's validation metrics of a trained checkpoint on other samples (e.g. a held-out set).
+
+    Args:
+        checkpoint: a checkpoint file or a run directory (its ``best.pt``).
+        samples: the images to score; those without the task's labels are left out.
+        threads: threads decoding the images.
+        original_size: segmentation tasks also give ``dice_original_size``, the Dice of the
+            probability map mapped back to each photograph's own size (thresholded at 0.5).
+        overrides: changes to the run's data configuration, e.g. ``{"vessel_model": "runs/vessel"}``
+            to feed a vessel generator's maps to a disc model trained on reference vessel masks.
+    """
+    config = config_from_dict(ckpt.load_checkpoint(checkpoint_file(checkpoint))["config"])
+    for key, value in (overrides or {}).items():
+        setattr(config.data, key, value)
+    task = get_task(config.task)
+    runtime = Runtime(device=torch.device("cpu"), bf16=False, channels_last=config.runtime.channels_last,
+                      threads=torch.get_num_threads())
+    models = {role: runtime.prepare(load_trained_model(checkpoint, role)[0]) for role in task.model_names(config)}
+    parts = Parts(models=models, optimizers={}, loss=build_loss(config.loss.name, **config.loss.kwargs),
+                  runtime=runtime, config=config,
+                  extra={"output_reduction": getattr(models["model"], "output_reduction", 1)})
+    usable = usable_samples(task, samples)
+    items = build_items(task, config, usable, threads=threads, show_progress=show_progress,
+                        description=f"Caching {len(usable)} images")
+    dataset = AugmentedDataset(items, preprocessing=config.data.preprocessing,
+                               to_tensors=lambda item, arrays: task.to_tensors(item, arrays, parts.extra))
+    sampler = EpochBatchSampler(len(dataset), config.validation_batch_size or config.batch_size, seed=0, shuffle=False)
+    probabilities, record = predict_loader(task, parts, DataLoader(dataset, batch_sampler=sampler, num_workers=0))
+    record.update(task.score(probabilities, items, parts.extra))
+    if original_size and hasattr(task, "score_at_original_size"):
+        record.update(task.score_at_original_size(probabilities, items, usable))
+    return record

@@ -1,0 +1,428 @@
+"""``funduskit predict`` and ``funduskit tune``: model discovery, the predictor's geometry and
+flips (with hand-made networks), and the real command end to end on tiny trained-format runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from funduskit.cli import main
+from funduskit.config import override, preset, save_config
+from funduskit.errors import DataError, FunduskitError
+from funduskit.inference.model_store import (
+    MANIFEST,
+    RunInfo,
+    Thresholds,
+    find_runs,
+    read_thresholds,
+    require_tasks,
+)
+from funduskit.inference.predictor import Member, Predictor, prepare_inputs
+from funduskit.metrics import dice
+from funduskit.models import create_model
+from funduskit.training.checkpoint import save_checkpoint
+from funduskit.training.runtime import Runtime
+
+CPU_FP32 = Runtime(device=torch.device("cpu"), bf16=False, channels_last=True, threads=1)
+TINY_TWO_BRANCH = {"photo_encoder": "test_efficientnet", "vessel_encoder": "test_efficientnet"}
+TINY_KWARGS = {
+    "vessel": {"base_width": 4, "depth": 2},
+    "disc": {**TINY_TWO_BRANCH, "decoder_channels": [8, 8, 8]},
+    "cup": {**TINY_TWO_BRANCH, "decoder_channels": [8, 8, 8]},
+    "fovea": {**TINY_TWO_BRANCH, "decoder_channels": [8, 8]},
+    "glaucoma": {"backbone": "test_efficientnet"},
+}
+
+
+def tiny_config(task: str, size: int = 64, **changes: object):
+    """The cpu preset of ``task`` with a tiny network at ``size`` x ``size``."""
+    config = preset(task, "cpu")
+    config = override(config, {"data.input_size": size, **{f"model.kwargs.{k}": v for k, v in TINY_KWARGS[task].items()},
+                               **changes})
+    return config
+
+
+def make_run(root: Path, task: str, name: str, seed: int, *, disc_bias: float = 0.0, **changes: object) -> Path:
+    """A run directory as training writes it (config.yaml + best.pt) holding a random tiny network."""
+    config = tiny_config(task, **changes)
+    torch.manual_seed(seed)
+    model = create_model(config.model.name, **config.model.kwargs)
+    if disc_bias:
+        with torch.no_grad():
+            model.head.bias += disc_bias  # a disc everywhere: non-empty masks, measures and eye side
+    run = root / name
+    save_config(config, run / "config.yaml")
+    save_checkpoint({"task": task, "epoch": 0, "models": {"model": model.state_dict()}, "config": config.to_dict()},
+                    run / "best.pt")
+    return run
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two tiny networks for disc, cup, fovea and glaucoma (two preprocessings), one vessel net;
+    nested one level down to exercise the folder search."""
+    root = tmp_path_factory.mktemp("models")
+    make_run(root / "vessel", "vessel", "fold0", 0)
+    for fold in range(2):
+        make_run(root / "disc", "disc", f"fold{fold}", 1 + fold, disc_bias=4.0)
+        make_run(root / "cup", "cup", f"fold{fold}", 3 + fold)
+        make_run(root / "fovea", "fovea", f"fold{fold}", 5 + fold)
+    make_run(root, "glaucoma", "glaucoma-normalize", 7)
+    make_run(root, "glaucoma", "glaucoma-zlm", 8, **{"data.preprocessing": "zero_local_mean"})
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic REFUGE2 split folder of three small photographs (two camera sizes)."""
+    from funduskit.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("data") / "validation"
+    generate_dataset(root, 3, 0, scale=0.1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def corrupt_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bad") / "broken.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)  # a JPEG header, then garbage
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(models_dir: Path, dataset: Path, corrupt_photo: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real command in a subprocess: the data set's photographs and a corrupt file."""
+    out = tmp_path_factory.mktemp("prediction")
+    command = [sys.executable, "-m", "funduskit", "predict", str(dataset / "Images"), str(corrupt_photo),
+               "--models", str(models_dir), "--out", str(out), "--tta", "--save-probabilities",
+               "--batch-size", "2", "--device", "cpu", "--quiet"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=240)
+    assert completed.returncode == 0, completed.stderr
+    return out, command, completed
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the models
+# --------------------------------------------------------------------------------------------
+
+
+def test_find_runs_groups_nested_run_directories_by_task(models_dir: Path) -> None:
+    runs = find_runs(models_dir)
+    assert {task: len(items) for task, items in runs.items()} == {"vessel": 1, "disc": 2, "cup": 2, "fovea": 2,
+                                                                   "glaucoma": 2}
+    assert [run.run_dir.name for run in runs["disc"]] == ["fold0", "fold1"]
+    assert all(run.checkpoint.name == "best.pt" for items in runs.values() for run in items)
+    require_tasks(runs, models_dir)  # every task present: no error
+
+
+def test_manifest_names_the_runs_and_is_checked(models_dir: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / MANIFEST
+    manifest.write_text(
+        f"vessel: {models_dir / 'vessel/fold0'}\n"
+        f"disc: [{models_dir / 'disc/fold1'}]\n"
+        f"glaucoma: [{models_dir / 'glaucoma-zlm'}, {models_dir / 'glaucoma-normalize'}]\n"
+    )
+    runs = find_runs(tmp_path)
+    assert {task: [r.run_dir.name for r in items] for task, items in runs.items()} == {
+        "vessel": ["fold0"], "disc": ["fold1"], "glaucoma": ["glaucoma-normalize", "glaucoma-zlm"]}
+    with pytest.raises(FunduskitError, match=r"cup, fovea"):
+        require_tasks(runs, tmp_path)
+    manifest.write_text(f"cup: {models_dir / 'disc/fold0'}\n")
+    with pytest.raises(DataError, match="for task 'disc'"):
+        find_runs(tmp_path)
+
+
+def test_predict_names_the_missing_task(models_dir: Path, dataset: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    partial = tmp_path / "models"
+    partial.mkdir()
+    for name in ("vessel", "disc", "fovea"):
+        (partial / name).symlink_to(models_dir / name)
+    status = main(["predict", str(dataset / "Images"), "--models", str(partial), "--out", str(tmp_path / "out")])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "cup, glaucoma" in error and "funduskit train cup" in error
+
+
+def test_thresholds_default_to_one_half_and_are_validated(tmp_path: Path) -> None:
+    assert read_thresholds(tmp_path) == Thresholds(0.5, 0.5)
+    (tmp_path / "thresholds.json").write_text('{"disc": 0.4, "cup": 0.65, "images": 3}')
+    assert read_thresholds(tmp_path) == Thresholds(0.4, 0.65)
+    (tmp_path / "thresholds.json").write_text('{"disc": 1.5, "cup": 0.5}')
+    with pytest.raises(DataError, match="outside"):
+        read_thresholds(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# The predictor with hand-made networks: geometry back to the original, flips, ensembles
+# --------------------------------------------------------------------------------------------
+
+
+class BrightRegion(nn.Module):
+    """'Segments' where the standardised red channel is over one standard deviation above its mean:
+    (B, C, S, S) -> (B, 1, S, S)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 10 * (x[:, :1] - 1)
+
+
+class LeftHalf(nn.Module):
+    """Foreground on the left half of its input, whatever it is: (B, C, S, S) -> (B, 1, S, S)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.full_like(x[:, :1], -20.0)
+        logits[..., : x.shape[-1] // 2] = 20.0
+        return logits
+
+
+class BrightestCell(nn.Module):
+    """Fovea maps: the brightest 8x8 cell is the most confident, offsets 0.5 (the cell's centre)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        confidence = 10 * nn.functional.avg_pool2d(x[:, :1], 8)  # standardised red channel
+        return torch.cat([confidence, torch.zeros_like(confidence), torch.zeros_like(confidence)], dim=1)
+
+
+class FirstCell(nn.Module):
+    """Fovea maps always pointing at the centre of the top-left cell."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = torch.zeros(x.shape[0], 3, x.shape[-2] // 8, x.shape[-1] // 8)
+        maps[:, 0] = -10.0
+        maps[:, 0, 0, 0] = 10.0
+        return maps
+
+
+class Constant(nn.Module):
+    """A classifier giving the same logit for every photograph: (B, 3, S, S) -> (B,)."""
+
+    def __init__(self, logit: float):
+        super().__init__()
+        self.logit = logit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0],), self.logit)
+
+
+def member(task: str, network: nn.Module, size: int = 64, preprocessing: str | None = None) -> Member:
+    changes = {"data.preprocessing": preprocessing} if preprocessing else {}
+    config = tiny_config(task, size, **changes)
+    return Member(RunInfo(run_dir=Path(task), config=config, checkpoint=Path(task) / "best.pt"), network.eval())
+
+
+def photo_with_bright_disc(height: int = 96, width: int = 160, centre: tuple[int, int] = (120, 40),
+                           radius: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """A dark non-square photograph with one bright disc; returns (image, disc bool mask)."""
+    image = np.full((height, width, 3), 30, dtype=np.uint8)
+    cv2.circle(image, centre, radius, (250, 250, 250), -1)
+    return image, image[..., 0] > 128
+
+
+def predictor(disc: list[Member], fovea: list[Member], *, tta: bool = False,
+              thresholds: Thresholds = Thresholds()) -> Predictor:
+    return Predictor(
+        {"vessel": [member("vessel", LeftHalf())], "disc": disc, "cup": [member("cup", LeftHalf())],
+         "fovea": fovea, "glaucoma": [member("glaucoma", Constant(0.0)),
+                                      member("glaucoma", Constant(float(np.log(3))), preprocessing="zero_local_mean")]},
+        CPU_FP32, thresholds, tta=tta)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_predictions_come_back_at_the_original_size_and_place(tta: bool) -> None:
+    image, truth = photo_with_bright_disc()
+    [prediction] = predictor([member("disc", BrightRegion()), member("disc", BrightRegion(), size=96)],
+                             [member("fovea", BrightestCell())], tta=tta).predict([image])
+    assert prediction.mask.shape == (96, 160) and prediction.mask.dtype == np.uint8
+    assert prediction.disc_probability.shape == prediction.vessels.shape == (96, 160)
+    assert dice(prediction.mask < 255, truth) > 0.85
+    # The fovea is the centre of the 8x8 network cell (20 original pixels) holding the bright disc.
+    assert np.hypot(prediction.fovea[0] - 120, prediction.fovea[1] - 40) < 15
+    assert prediction.glaucoma_probability == pytest.approx(0.625, abs=1e-6)  # mean of 0.5 and 0.75
+    assert prediction.glaucoma_spread == pytest.approx(0.125, abs=1e-6)
+    assert prediction.member_probabilities == pytest.approx([0.5, 0.75], abs=1e-6)
+
+
+def test_flipped_outputs_are_flipped_back() -> None:
+    image, _ = photo_with_bright_disc()
+    # Networks that always answer "left": the flipped pass, flipped back, answers "right".
+    plain = predictor([member("disc", LeftHalf())], [member("fovea", FirstCell())],
+                      thresholds=Thresholds(disc=0.4)).predict([image])[0]
+    flipped = predictor([member("disc", LeftHalf())], [member("fovea", FirstCell())], tta=True,
+                        thresholds=Thresholds(disc=0.4)).predict([image])[0]
+    assert (plain.mask[:, :80] < 255).all() and (plain.mask[:, 80:] == 255).all()
+    assert (flipped.mask < 255).all()  # left and right halves both at probability one half
+    # First cell of a 64 input: network (4, 4) -> original (10, -22); its mirror is (150, -22).
+    assert plain.fovea == pytest.approx((10.0, -22.0), abs=1e-6)
+    assert flipped.fovea == pytest.approx((80.0, -22.0), abs=1e-6)
+    assert flipped.fovea_spread == pytest.approx(70.0, abs=1e-6)
+
+
+def test_inputs_prepared_ahead_are_the_ones_used() -> None:
+    image, _ = photo_with_bright_disc()
+    model = predictor([member("disc", BrightRegion())], [member("fovea", BrightestCell())])
+    assert model.input_specs == {("standardize", 64), ("normalize", 64), ("zero_local_mean", 64)}
+    prepared = model.prepare([image])
+    assert prepared[("standardize", 64)].shape == (1, 64, 64, 3)
+    assert prepare_inputs([], model.input_specs) == {}
+    prepared[("standardize", 64)][:] = 0.0  # a blank photo: no bright region, so no disc
+    assert (model.predict([image], prepared)[0].mask == 255).all()
+
+
+def test_a_batch_of_different_sizes_keeps_each_photo_apart() -> None:
+    small, small_truth = photo_with_bright_disc(80, 80, (20, 60), 8)
+    large, large_truth = photo_with_bright_disc()
+    results = predictor([member("disc", BrightRegion())], [member("fovea", BrightestCell())]).predict([small, large])
+    assert [r.mask.shape for r in results] == [(80, 80), (96, 160)]
+    assert dice(results[0].mask < 255, small_truth) > 0.7 and dice(results[1].mask < 255, large_truth) > 0.85
+    assert np.hypot(results[0].fovea[0] - 20, results[0].fovea[1] - 60) < 10
+
+
+# --------------------------------------------------------------------------------------------
+# The real command, end to end
+# --------------------------------------------------------------------------------------------
+
+
+def _image_sizes(dataset: Path) -> dict[str, tuple[int, int]]:
+    return {p.stem: cv2.imread(str(p)).shape[:2] for p in sorted((dataset / "Images").glob("*.jpg"))}
+
+
+def test_predict_writes_every_output(first_run, dataset: Path) -> None:
+    out, _, completed = first_run
+    sizes = _image_sizes(dataset)
+    assert "3 predicted" not in completed.stdout and "4 predicted" in completed.stdout
+    for stem, shape in sizes.items():
+        mask = cv2.imread(str(out / "segmentation" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == shape and set(np.unique(mask)) <= {0, 128, 255} and (mask < 255).any()
+        overlay = cv2.imread(str(out / "overlays" / f"{stem}.png"))
+        assert overlay.shape[0] == 480 and overlay.shape[1] > 480
+        for part in ("disc", "cup"):
+            probability = np.load(out / "probabilities" / f"{stem}_{part}.npy")
+            assert probability.dtype == np.float16 and probability.shape == shape  # small photos: full size
+            assert 0.0 <= probability.min() <= probability.max() <= 1.0
+    classification = (out / "classification_results.csv").read_text().splitlines()
+    assert classification[0] == "FileName,Glaucoma Risk" and len(classification) == 4
+    fovea = (out / "fovea_location_results.csv").read_text().splitlines()
+    assert fovea[0] == "ImageName,Fovea_X,Fovea_Y" and sorted(r.split(",")[0] for r in fovea[1:]) == [
+        f"{stem}.jpg" for stem in sizes]
+    records = {r["image_id"]: r for r in json.loads((out / "results.json").read_text())}
+    for stem, (height, width) in sizes.items():
+        record = records[f"{stem}.jpg"]
+        assert record["status"] == "ok" and (record["height"], record["width"]) == (height, width)
+        assert 0.0 <= record["glaucoma_probability"] <= 1.0 and record["glaucoma_spread"] >= 0.0
+        assert 0.0 <= record["vcdr"] <= 1.0 and record["disc_area"] > 0
+        assert record["eye"] in ("left", "right")
+        assert np.isfinite([record["fovea_x"], record["fovea_y"]]).all()
+    table = (out / "results.csv").read_text().splitlines()
+    assert table[0].startswith("image_id,image_path,status,error") and len(table) == 5
+    run = json.loads((out / "predict.json").read_text())
+    assert (run["total"], run["predicted"], run["skipped"], run["failed"]) == (4, 4, 0, 1)
+    assert run["options"]["tta"] is True and len(run["runs"]["disc"]) == 2
+
+
+def test_a_corrupt_file_is_recorded_and_the_run_goes_on(first_run, corrupt_photo: Path) -> None:
+    out, _, completed = first_run
+    record = json.loads((out / "results" / f"{corrupt_photo.name}.json").read_text())
+    assert record["status"] == "error" and str(corrupt_photo) in record["error"]
+    assert record["glaucoma_probability"] is None and record["mask_file"] is None
+    assert "1 could not be read" in completed.stdout
+    assert not (out / "segmentation" / "broken.png").exists()
+    assert "broken.jpg" not in (out / "classification_results.csv").read_text()
+    report = (out / "report.html").read_text()
+    assert report.count('<tr class="ok"') == 3 and report.count('<tr class="error"') == 1
+
+
+def test_the_submission_scores_with_funduskit_evaluate(first_run, dataset: Path) -> None:
+    out, _, _ = first_run
+    summary_path = out.parent / "summary.json"
+    assert main(["evaluate", "--pred", str(out), "--gt", str(dataset), "--out", str(summary_path)]) == 0
+    summary = json.loads(summary_path.read_text())
+    text = json.dumps(summary)
+    for key in ("mean_disc_dice", "mean_cup_dice", "mean_vcdr_error", "mean_fovea_distance"):
+        assert key in text
+
+
+def test_a_restarted_run_skips_what_is_done(first_run, capsys: pytest.CaptureFixture[str]) -> None:
+    out, command, _ = first_run
+    records = sorted((out / "results").glob("*.json"))
+    interrupted = out / "results" / "S0002.jpg.json"
+    interrupted.unlink()  # as if the run had stopped before this photograph's record
+    before = {p.name: p.stat().st_mtime_ns for p in records if p.exists()}
+    assert main(command[3:]) == 0
+    assert "1 predicted, 3 skipped" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in records if p.name in before} == before
+    assert interrupted.is_file()
+    assert len((out / "classification_results.csv").read_text().splitlines()) == 4
+    # Other options (no flips) make the records stale: everything is predicted again.
+    assert main([*command[3:command.index("--tta")], *command[command.index("--tta") + 1:]]) == 0
+    assert "4 predicted, 0 skipped" in capsys.readouterr().out
+
+
+def test_predict_on_a_real_photograph(models_dir: Path, tmp_path: Path) -> None:
+    from skimage import data
+
+    photo = tmp_path / "retina.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.retina(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    assert main(["predict", str(photo), "--models", str(models_dir), "--out", str(out), "--quiet"]) == 0
+    mask = cv2.imread(str(out / "segmentation" / "retina.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (1411, 1411) and set(np.unique(mask)) <= {0, 128, 255}
+    for name in ("classification_results.csv", "fovea_location_results.csv", "results.csv", "results.json",
+                 "report.html", "overlays/retina.png", "results/retina.jpg.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "results.json").read_text())[0]["status"] == "ok"
+
+
+# --------------------------------------------------------------------------------------------
+# funduskit tune
+# --------------------------------------------------------------------------------------------
+
+
+def test_tune_picks_thresholds_and_predict_reads_them(dataset: Path, models_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from funduskit.io import load_mask
+
+    models = tmp_path / "models"
+    models.mkdir()
+    pred = tmp_path / "pred"
+    (pred / "probabilities").mkdir(parents=True)
+    (pred / "predict.json").write_text(json.dumps({"models_dir": str(models)}))
+    for mask_path in sorted((dataset / "Disc_Masks").glob("*.png")):
+        reference = load_mask(mask_path)
+        disc, cup = reference < 255, reference == 0
+        # Disc maps 0.3 inside / 0.1 outside: every threshold in (0.1, 0.3] is perfect, 0.3 is
+        # closest to 0.5. Cup maps 0.8 in the cup, 0.6 on the rim: (0.6, 0.8] is perfect, 0.65 wins.
+        disc_map = np.where(disc, 0.3, 0.1).astype(np.float16)
+        cup_map = np.where(cup, 0.8, np.where(disc, 0.6, 0.0)).astype(np.float16)
+        np.save(pred / "probabilities" / f"{mask_path.stem}_disc.npy", disc_map)
+        np.save(pred / "probabilities" / f"{mask_path.stem}_cup.npy", cup_map)
+    assert main(["tune", "--pred", str(pred), "--gt", str(dataset)]) == 0
+    assert "thresholds.json" in capsys.readouterr().out
+    chosen = json.loads((models / "thresholds.json").read_text())
+    assert (chosen["disc"], chosen["cup"], chosen["images"]) == (0.3, 0.65, 3)
+    assert chosen["disc_dice"] == pytest.approx(1.0) and chosen["cup_dice"] == pytest.approx(1.0)
+    assert chosen["default_scores"]["cup_dice"] < 1.0  # at 0.5 the rim counts as cup
+    assert read_thresholds(models) == Thresholds(0.3, 0.65)
+
+
+def test_tune_says_what_is_missing(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="--save-probabilities"):
+        from funduskit.inference.tuning import tune
+
+        tune(tmp_path, dataset, out=tmp_path)
+
+
+def test_eye_side_convention_agrees_with_the_synthetic_truth(dataset: Path) -> None:
+    from funduskit.inference.postprocess import infer_eye_side
+
+    cases = json.loads((dataset / "synth.json").read_text())["cases"]
+    assert [infer_eye_side(c["disc_center"][0], c["fovea"][0]) for c in cases] == [c["eye"] for c in cases]
