@@ -26,6 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if present")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="auto: bf16 autocast where the device computes bf16 natively, else fp32")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                        help="onnx: ONNX Runtime on models exported with `funduskit export` (fastest on CPU); "
+                             "torch: the optimised PyTorch networks; auto (default): onnx for an export, else torch")
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (default: torch's choice)")
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also save disc/cup probability maps (float16) for `funduskit tune`")
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         threads=args.threads,
         save_probabilities=args.save_probabilities,
+        backend=args.backend,
     )
     summary = predict_photos(args.inputs, args.models, args.out, options, progress=not args.quiet)
     console = Console()

@@ -34,7 +34,8 @@ from funduskit.errors import DataError, FunduskitError
 MANIFEST = "models.yaml"
 THRESHOLDS_FILE = "thresholds.json"
 CONFIG_FILE = "config.yaml"
-CHECKPOINT_NAMES = ("best.pt", "last.pt")
+#: ``model.onnx``: a run exported by ``funduskit export`` (for ``predict --backend onnx``).
+CHECKPOINT_NAMES = ("best.pt", "last.pt", "model.onnx")
 MAX_SEARCH_DEPTH = 4
 #: Tasks ``funduskit predict`` needs a model for; the segmentation tasks need the vessel map.
 PREDICT_TASKS: tuple[str, ...] = TASKS

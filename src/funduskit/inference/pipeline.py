@@ -47,7 +47,7 @@ from funduskit.inference.model_store import (
     require_tasks,
 )
 from funduskit.inference.postprocess import disc_cup_measures, infer_eye_side
-from funduskit.inference.predictor import PhotoPrediction, Predictor, PreparedInputs
+from funduskit.inference.predictor import NetworkLoader, PhotoPrediction, Predictor, PreparedInputs, load_network
 from funduskit.inference.results import (
     ImageResult,
     atomic_write_bytes,
@@ -86,6 +86,9 @@ class PredictOptions:
         threads: torch intra-op threads, 0 = torch's default.
         save_probabilities: also write the disc and cup probability maps (``funduskit tune``).
         probability_side: longer side of those maps.
+        backend: ``"torch"`` (networks rewritten for inference, :mod:`funduskit.runtime_opt`),
+            ``"onnx"`` (ONNX Runtime on the models of ``funduskit export``), or ``"auto"``: onnx
+            when ``--models`` is an export (every run holds ``model.onnx``), else torch.
     """
 
     tta: bool = False
@@ -96,6 +99,7 @@ class PredictOptions:
     threads: int = 0
     save_probabilities: bool = False
     probability_side: int = PROBABILITY_SIDE
+    backend: str = "auto"
 
 
 @dataclass
@@ -188,24 +192,28 @@ def predict_photos(
         raise FunduskitError(f"--batch-size must be at least 1, got {options.batch_size}")
     if options.precision not in ("auto", "bf16", "fp32"):
         raise FunduskitError(f"precision must be auto, bf16 or fp32, not {options.precision!r}")
+    if options.backend not in ("auto", "torch", "onnx"):
+        raise FunduskitError(f"backend must be auto, torch or onnx, not {options.backend!r}")
     files = list_inputs(inputs)
     models_dir, out_dir = Path(models_dir), Path(out_dir)
     runs = find_runs(models_dir)
     require_tasks(runs, models_dir)
     thresholds = read_thresholds(models_dir)
+    backend = _resolve_backend(options.backend, runs)
     bf16 = {"auto": "auto", "bf16": "on", "fp32": "off"}[options.precision]
     runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
                                             channels_last=options.channels_last, bf16=bf16))
     settings_key = fingerprint(runs, {
         "tta": options.tta, "bf16": runtime.bf16, "thresholds": thresholds.as_dict(),
         "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,
+        **({"backend": backend} if backend != "torch" else {}),
     })
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = [file for file in files if not _is_done(out_dir, file, settings_key)]
 
     failed = 0
     if todo:
-        predictor = Predictor.from_runs(runs, runtime, thresholds, tta=options.tta)
+        predictor = Predictor.from_runs(runs, runtime, thresholds, tta=options.tta, loader=_network_loader(backend))
         writer = _Writer(out_dir, settings_key, options)
         with _progress_bar(progress, len(files), len(files) - len(todo)) as advance:
             for batch in _prefetched_batches(todo, options.batch_size, predictor.prepare):
@@ -213,7 +221,8 @@ def predict_photos(
                 advance(len(batch.items))
 
     results = load_results(out_dir, [file.name for file in files])
-    _write_collected(out_dir, results, runs, thresholds, options, runtime.describe())
+    runtime_text = runtime.describe() + (", ONNX Runtime" if backend == "onnx" else "")
+    _write_collected(out_dir, results, runs, thresholds, options, runtime_text)
     summary = PredictSummary(
         out_dir=out_dir,
         total=len(files),
@@ -223,13 +232,30 @@ def predict_photos(
         seconds=time.perf_counter() - started,
         runs={task: [str(run.run_dir) for run in items] for task, items in runs.items()},
         thresholds=thresholds.as_dict(),
-        runtime=runtime.describe(),
+        runtime=runtime_text,
     )
     record = {**asdict(summary), "out_dir": str(out_dir), "models_dir": str(models_dir.resolve()),
               "options": asdict(options), "settings_key": settings_key, "funduskit": __version__,
               "errors": sum(not r.ok for r in results)}
     atomic_write_text(out_dir / RUN_RECORD, json.dumps(record, indent=1) + "\n")
     return summary
+
+
+def _resolve_backend(backend: str, runs: dict[str, list[RunInfo]]) -> str:
+    """``"auto"`` -> ``"onnx"`` when every run is an ONNX export, else ``"torch"``."""
+    if backend != "auto":
+        return backend
+    exported = [run.checkpoint.suffix == ".onnx" for items in runs.values() for run in items]
+    return "onnx" if exported and all(exported) else "torch"
+
+
+def _network_loader(backend: str) -> NetworkLoader:
+    """The predictor's network loader of a backend (``"torch"`` or ``"onnx"``)."""
+    if backend == "onnx":
+        from funduskit.inference.onnx_backend import load_onnx_network
+
+        return load_onnx_network
+    return load_network
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ whole batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from funduskit.errors import FunduskitError
 from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
@@ -57,9 +58,29 @@ class Member:
 
 
 def load_network(run: RunInfo, runtime: Runtime) -> nn.Module:
-    """The trained network of a run (rebuilt from its checkpoint), in eval mode on the device."""
+    """The trained network of a run (rebuilt from its checkpoint), in eval mode on the device,
+    rewritten for inference (:func:`funduskit.runtime_opt.optimise_for_inference`: batch norms
+    folded, Winograd 3x3 convolutions on CPU, channels_last where it helps)."""
+    from funduskit.runtime_opt import optimise_for_inference
+
+    return optimise_for_inference(_trained_network(run), runtime)
+
+
+def load_plain_network(run: RunInfo, runtime: Runtime) -> nn.Module:
+    """The trained network of a run as trained, in eval mode on the device (the baseline)."""
+    return runtime.prepare(_trained_network(run))
+
+
+def _trained_network(run: RunInfo) -> nn.Module:
+    if run.checkpoint.suffix == ".onnx":
+        raise FunduskitError(f"{run.run_dir} is an ONNX export ({run.checkpoint.name}); predict with --backend onnx")
     network, _ = load_trained_model(run.checkpoint)
-    return runtime.prepare(network.eval())
+    return network.eval()
+
+
+#: Makes the network of a run on a runtime: :func:`load_network` (torch, optimised),
+#: :func:`load_plain_network`, or :func:`funduskit.inference.onnx_backend.load_onnx_network`.
+NetworkLoader = Callable[[RunInfo, Runtime], nn.Module]
 
 
 @dataclass
@@ -119,10 +140,13 @@ class Predictor:
 
     @classmethod
     def from_runs(
-        cls, runs: Mapping[str, Sequence[RunInfo]], runtime: Runtime, thresholds: Thresholds = Thresholds(), *, tta: bool = False
+        cls, runs: Mapping[str, Sequence[RunInfo]], runtime: Runtime, thresholds: Thresholds = Thresholds(), *,
+        tta: bool = False, loader: NetworkLoader | None = None,
     ) -> Predictor:
-        """Load every run's network onto ``runtime``'s device."""
-        ensembles = {task: [Member(run, load_network(run, runtime)) for run in items] for task, items in runs.items()}
+        """Load every run's network onto ``runtime``'s device with ``loader`` (default
+        :func:`load_network`); any module mapping the input batch to logits will do."""
+        loader = loader or load_network
+        ensembles = {task: [Member(run, loader(run, runtime)) for run in items] for task, items in runs.items()}
         return cls(ensembles, runtime, thresholds, tta=tta)
 
     # ----------------------------------------------------------------------------------------

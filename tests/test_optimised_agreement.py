@@ -1,0 +1,179 @@
+"""The optimised predictor gives the baseline's answers: batch-norm folding, Winograd convolutions,
+channels_last (and bf16 autocast, emulated on CPUs without it) against eager fp32 NCHW on the
+same weights; and ``funduskit bench --quick`` writes its JSON document.
+
+The networks are tiny and untrained, with their last layer calibrated on a synthetic photograph
+(:func:`funduskit.bench.make_confident`: logits with a standard deviation of 6, a fifth of the
+pixels in the disc, the cup the disc map's top 6 %) so that probability maps are confident, as a
+trained network's are: thresholded masks then have real boundaries instead of flipping with every
+rounding error near 0.5, and each check asserts the masks are non-trivial before comparing them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from funduskit.bench import BenchOptions, build_network, synthetic_photo, task_config
+from funduskit.inference.model_store import RunInfo
+from funduskit.inference.predictor import Member, PhotoPrediction, Predictor
+from funduskit.metrics import dice
+from funduskit.runtime_opt import (
+    ActivationOnly,
+    WinogradConv2d,
+    fold_batch_norms,
+    optimise_for_inference,
+    use_winograd_convolutions,
+    winograd_available,
+)
+from funduskit.training.runtime import Runtime
+
+TINY = BenchOptions(preset="tiny", size_scale=0.2, threads=1)
+BASELINE = Runtime(torch.device("cpu"), bf16=False, channels_last=False, threads=1)
+OPTIMISED = Runtime(torch.device("cpu"), bf16=False, channels_last=True, threads=1)
+BF16 = Runtime(torch.device("cpu"), bf16=True, channels_last=True, threads=1)
+ENSEMBLE = {"vessel": 1, "disc": 2, "cup": 1, "fovea": 2, "glaucoma": 2}
+
+
+def ensembles(optimise: Runtime | None) -> dict[str, list[Member]]:
+    """Tiny untrained ensembles (confident last layers, members of a task differ a little),
+    optimised for ``optimise`` or left as they are (the baseline)."""
+    result: dict[str, list[Member]] = {}
+    for task, count in ENSEMBLE.items():
+        members = []
+        for index in range(count):
+            preprocessing = ("normalize", "zero_local_mean")[index % 2] if task == "glaucoma" else None
+            config = task_config(task, TINY, preprocessing)
+            network = build_network(task, TINY)
+            with torch.no_grad():
+                for parameter in network.parameters():  # members of one task differ a little
+                    parameter.mul_(1 + 0.01 * index)
+            network = optimise_for_inference(network, optimise) if optimise else network.eval()
+            members.append(Member(RunInfo(Path(f"{task}{index}"), config, Path("x.pt")), network))
+        result[task] = members
+    return result
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray]:
+    """Two synthetic fundus photographs at a tenth of the two camera sizes."""
+    return [synthetic_photo(index, 0.12) for index in range(2)]
+
+
+@pytest.fixture(scope="module")
+def baseline(photos: list[np.ndarray]) -> list[PhotoPrediction]:
+    return Predictor(ensembles(None), BASELINE).predict(photos)
+
+
+def assert_agree(reference: list[PhotoPrediction], other: list[PhotoPrediction], *, probability: float = 0.01) -> None:
+    """The issue's agreement bars: disc and cup Dice >= 0.99, fovea within 1 px, probabilities within 0.01."""
+    for ref, got in zip(reference, other, strict=True):
+        disc, cup = ref.mask < 255, ref.mask == 0
+        assert 0.002 < disc.mean() < 0.98 and cup.any(), "masks are trivial: the comparison would be vacuous"
+        assert dice(disc, got.mask < 255) >= 0.99
+        assert dice(cup, got.mask == 0) >= 0.99
+        assert np.hypot(ref.fovea[0] - got.fovea[0], ref.fovea[1] - got.fovea[1]) <= 1.0
+        assert abs(ref.glaucoma_probability - got.glaucoma_probability) <= probability
+        assert np.abs(ref.disc_probability - got.disc_probability).max() <= max(probability, 0.05)
+
+
+def test_optimised_predictor_agrees_with_the_fp32_baseline(photos, baseline) -> None:
+    optimised = Predictor(ensembles(OPTIMISED), OPTIMISED).predict(photos)
+    assert_agree(baseline, optimised, probability=1e-3)
+
+
+def test_bf16_autocast_agrees_with_the_fp32_baseline(photos, baseline) -> None:
+    """The precision used where the CPU computes bf16 natively (emulated, slowly, elsewhere)."""
+    assert_agree(baseline, Predictor(ensembles(BF16), BF16).predict(photos))
+
+
+def test_batch_norms_are_folded_into_their_convolutions() -> None:
+    network = build_network("disc", TINY).eval()
+    x = torch.randn(2, 4, 64, 64)
+    with torch.no_grad():
+        expected = network(x)
+        folded = fold_batch_norms(network)
+        got = network(x)
+    assert folded > 10
+    assert not [m for m in network.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert sum(isinstance(m, ActivationOnly) for m in network.modules()) == folded
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+class ConvFeedsTwo(nn.Module):
+    """A convolution whose output goes to a batch norm *and* a skip: folding would be wrong."""
+
+    in_channels, input_multiple = 3, 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = nn.BatchNorm2d(4)
+        with torch.no_grad():
+            self.norm.running_mean.fill_(0.5)
+            self.norm.running_var.fill_(4.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv(x)
+        return self.norm(c) + c
+
+
+def test_a_rewrite_that_changes_the_output_is_undone() -> None:
+    network = ConvFeedsTwo().eval()
+    fast = optimise_for_inference(network, OPTIMISED)
+    assert any("undone" in item for item in fast.optimisations)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), network(x))
+    assert isinstance(network.norm, nn.BatchNorm2d)  # the original is left as it was
+
+
+@pytest.mark.skipif(not winograd_available(), reason="torch built without NNPACK")
+def test_winograd_convolutions_match_direct_ones() -> None:
+    network = build_network("vessel", TINY).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = network(x)
+        assert use_winograd_convolutions(network) == sum(
+            isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) for m in network.modules())
+        got = network(x)
+    assert any(isinstance(m, WinogradConv2d) for m in network.modules())
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4)
+    fast = optimise_for_inference(build_network("vessel", TINY), OPTIMISED)
+    assert any(item.startswith("winograd") for item in fast.optimisations) and "nchw" in fast.optimisations
+
+
+def test_bench_quick_writes_the_result_document(tmp_path: Path) -> None:
+    from funduskit.cli import main
+
+    out = tmp_path / "bench.json"
+    status = main(["bench", "--quick", "--preset", "tiny", "--size-scale", "0.2", "--threads", "1",
+                   "--modes", "baseline,torch,onnx", "--ensemble", "1,1,1,1", "--photos", "1,2", "--repeats", "1",
+                   "--no-isolate", "--out", str(out)])
+    assert status == 0
+    result = json.loads(out.read_text())
+    command = result["command"].split()
+    assert command[:2] == ["funduskit", "bench"] and "--quick" in command and "tiny" in command
+    assert {"cpu", "torch", "threads", "native_bf16"} <= set(result["machine"])
+    assert result["matmul_gflops"]["fp32"] > 0 and result["matmul_gflops"]["bf16"] > 0
+    rows = {(row["task"], row["mode"]) for row in result["networks"]}
+    assert rows == {(task, mode) for task in ("vessel", "disc", "fovea", "glaucoma")
+                    for mode in ("baseline", "torch", "onnx")}
+    for row in result["networks"]:
+        assert row["seconds_per_photo"] > 0 and row["gflop_per_photo"] > 0 and row["peak_rss_mb"] > 0
+        assert row["speedup"] > 0 and 0 < row["fraction_of_peak"]
+        assert row["mode"] == "baseline" or row["max_probability_difference"] < 1e-3
+    pipelines = {(row["pipeline"], row["mode"]): row for row in result["pipelines"]}
+    assert set(pipelines) == {(name, mode) for name in ("single model", "report ensemble")
+                              for mode in ("baseline", "torch", "onnx")}
+    assert pipelines[("report ensemble", "torch")]["members"] == {"vessel": 1, "glaucoma": 1, "disc": 1, "cup": 1,
+                                                                  "fovea": 1}
+    assert pipelines[("single model", "onnx")]["agreement"]["disc_dice"] >= 0.99
+    assert set(result["memory_flatness"]["peak_rss_mb_after"]) == {"1", "2"}
+    assert {"single-model pipeline >= 5x the baseline", "report ensemble < 6 s per photo",
+            "memory flat in the number of photos"} <= set(result["targets"])
