@@ -9,7 +9,7 @@ in NCHW fp32, channels_last fp32 and (where the CPU has native bf16) channels_la
 
 Usage::
 
-    python benchmarks/training.py                       # everything, about 20-30 minutes on 2 cores
+    python benchmarks/training.py                       # everything, about 30-40 minutes on 2 idle cores
     python benchmarks/training.py --tasks disc,cup --train DIR --test DIR --out runs/bench
 
 The machine's load average is printed before and after: on a shared machine every time here is
@@ -46,9 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"))
     parser.add_argument("--train", type=Path, default=None, help="training data set (default: generate)")
     parser.add_argument("--test", type=Path, default=None, help="held-out data set (default: generate)")
-    parser.add_argument("--n", type=int, default=120, help="generated training images (default 120)")
-    parser.add_argument("--n-test", type=int, default=48, help="generated held-out images (default 48)")
-    parser.add_argument("--scale", type=float, default=1.0, help="generated image scale (1.0 = camera size)")
+    parser.add_argument("--n", type=int, default=400,
+                        help="generated training images (default 400: 300 train / 100 validation in fold 0)")
+    parser.add_argument("--n-test", type=int, default=100, help="generated held-out images (default 100)")
+    parser.add_argument("--scale", type=float, default=0.5,
+                        help="generated image scale (default 0.5: 1062 x 1028 and 817 x 817; every network "
+                             "input here is 384 px or less)")
     parser.add_argument("--glaucoma-fraction", type=float, default=0.3,
                         help="fraction of glaucoma in the generated sets (0.3: enough positives per fold)")
     parser.add_argument("--vessel-input", default="model", choices=("model", "ground_truth"),

@@ -19,6 +19,9 @@ from funduskit.training.checkpoint import BEST, load_checkpoint
 from funduskit.training.scheduler import ConstantLR, ReduceOnPlateauWithReset
 
 TWO_BRANCH_MODELS = ("disc_cup_segmenter", "fovea_localiser")
+ENCODER_PREFIXES = (("photo_encoder.", "backbone."),)
+"""Source -> target name prefixes also tried by :func:`load_matching_weights`: a disc/cup or fovea
+network's photo encoder initialises a glaucoma classifier's backbone of the same timm architecture."""
 
 
 def _weight_kwargs(config: TrainConfig) -> dict[str, Any]:
@@ -72,7 +75,8 @@ def load_matching_weights(model: nn.Module, checkpoint: str | Path, role: str = 
     """Copy into ``model`` every tensor of a checkpoint's network whose name and shape match.
 
     Fine-tuning from a related network (a disc model for a cup model, an earlier fovea model)
-    keeps what fits and leaves the rest as initialised. Returns ``(copied, total in model)``.
+    keeps what fits and leaves the rest as initialised; a segmenter's photo encoder also fits a
+    glaucoma classifier's backbone (:data:`ENCODER_PREFIXES`). Returns ``(copied, total in model)``.
 
     Raises:
         DataError: the checkpoint holds no tensor that fits.
@@ -83,7 +87,11 @@ def load_matching_weights(model: nn.Module, checkpoint: str | Path, role: str = 
     if source is None:
         raise DataError(path, f"holds no {role!r} network (it holds {', '.join(state['models'])})")
     target = model.state_dict()
-    matching = {key: value for key, value in source.items() if key in target and target[key].shape == value.shape}
+    renamed = dict(source)
+    for source_prefix, target_prefix in ENCODER_PREFIXES:
+        renamed.update({target_prefix + key[len(source_prefix):]: value
+                        for key, value in source.items() if key.startswith(source_prefix)})
+    matching = {key: value for key, value in renamed.items() if key in target and target[key].shape == value.shape}
     if not matching:
         raise DataError(path, f"no tensor fits a {type(model).__name__}",
                         fix="give a checkpoint of the same network (e.g. a disc run for a cup run)")

@@ -210,7 +210,8 @@ def validate(task: Task, parts: Parts, loader: DataLoader, items: Sequence[Cache
     return record
 
 
-def _parts(task: Task, config: TrainConfig, runtime: Runtime) -> Parts:
+def build_parts(task: Task, config: TrainConfig, runtime: Runtime) -> Parts:
+    """Networks (on the device), optimizers and loss of a run; checks the input size fits every network."""
     models = {role: runtime.prepare(build_model(config, role)) for role in task.model_names(config)}
     size = config.data.input_size
     for role, model in models.items():
@@ -241,32 +242,12 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
         )
 
 
-def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, resume: bool = False,
-        show_progress: bool = True, console: Console | None = None) -> TrainResult:
-    """Train ``config.task`` on one cross-validation fold of ``samples`` into ``run_dir``.
-
-    Args:
-        config: the resolved configuration; with ``resume`` it must be the run's own (see
-            :func:`resume_config`), only ``epochs`` may be larger.
-        samples: the data set; samples without the task's labels are left out.
-        run_dir: the run directory (created).
-        resume: continue from ``run_dir/last.pt``.
-        show_progress: rich progress bars and messages.
-
-    Returns:
-        :class:`TrainResult` with the best validation metric and the per-epoch history.
-    """
-    run_dir = Path(run_dir)
-    _check_run_dir(run_dir, resume)
-    console = console or Console(stderr=True, quiet=not show_progress)
-    task = get_task(config.task)
-    runtime = resolve_runtime(config.runtime)
-    seed_everything(config.seed)
-
+def _split_samples(task: Task, config: TrainConfig, samples: Sequence[Sample], run_dir: Path, resume: bool,
+                   console: Console) -> tuple[Split, list[Sample], list[Sample]]:
+    """The fold's split (read back when resuming) and its training and validation samples."""
     usable = usable_samples(task, samples)
     if len(usable) < len(samples):
         console.print(f"[yellow]{len(samples) - len(usable)} image(s) without {task.needs} are left out")
-    split: Split
     if resume:
         split = read_split(run_dir / SPLIT_FILE)
     else:
@@ -276,18 +257,27 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
     if not train_samples or not validation_samples:
         raise FunduskitError(f"fold {split.fold} leaves {len(train_samples)} training and "
                              f"{len(validation_samples)} validation image(s); both must be non-empty")
+    return split, train_samples, validation_samples
 
-    parts = _parts(task, config, runtime)
-    schedule = build_scheduler(parts.optimizers["model"], config, task.mode)
-    if not (config.init.pretrained or config.init.encoder_weights or config.init.checkpoint):
-        console.print("[dim]Starting from random weights (no --pretrained, --encoder-weights or --init).")
 
-    from funduskit.augment import build_augmentation, save_augmentation
+@dataclass
+class _Loaders:
+    train: DataLoader
+    train_sampler: EpochBatchSampler
+    validation: DataLoader
+    validation_items: list[CachedItem]
+    augmentation: Any
+
+
+def _make_loaders(task: Task, config: TrainConfig, parts: Parts, train_samples: list[Sample],
+                  validation_samples: list[Sample], show_progress: bool) -> _Loaders:
+    """Cache both sets and wrap them in DataLoaders (training: augmented, shuffled per epoch)."""
+    from funduskit.augment import build_augmentation
 
     size = config.data.input_size
     augmentation = (build_augmentation(task.name, size, strength=config.data.augmentation, seed=config.seed)
                     if config.data.augmentation != "none" else None)
-    threads = max(1, runtime.threads)
+    threads = max(1, parts.runtime.threads)
     train_items = build_items(task, config, train_samples, threads=threads, show_progress=show_progress,
                               description=f"Caching {len(train_samples)} training images")
     validation_items = build_items(task, config, validation_samples, threads=threads, show_progress=show_progress,
@@ -300,37 +290,134 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
                                  augmentation=augmentation, seed=config.seed)
     validation_set = AugmentedDataset(validation_items, preprocessing=config.data.preprocessing,
                                       to_tensors=to_tensors, augmentation=None, seed=config.seed)
+    # A last batch of one image would break BatchNorm in training mode: drop it then.
     train_sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed, shuffle=True,
                                       drop_last=len(train_set) % config.batch_size == 1)
     validation_sampler = EpochBatchSampler(len(validation_set), config.validation_batch_size or config.batch_size,
                                            seed=config.seed, shuffle=False)
-    train_loader = _loader(train_set, train_sampler, config, config.seed)
-    validation_loader = _loader(validation_set, validation_sampler, config, config.seed + 1)
+    return _Loaders(train=_loader(train_set, train_sampler, config, config.seed), train_sampler=train_sampler,
+                    validation=_loader(validation_set, validation_sampler, config, config.seed + 1),
+                    validation_items=validation_items, augmentation=augmentation)
+
+
+@dataclass
+class _RunState:
+    """Where a run stands: the history so far and the best validation metric."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: float | None = None
+    best_epoch: int = -1
+    next_epoch: int = 0
+
+
+def _restore(run_dir: Path, parts: Parts, schedule: Any) -> _RunState:
+    """Load ``last.pt`` into the networks, optimizers, schedule and global generators."""
+    state = ckpt.load_checkpoint(run_dir / ckpt.LAST, map_location=parts.runtime.device)
+    for role, model in parts.models.items():
+        model.load_state_dict(state["models"][role])
+    for role, optimizer in parts.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][role])
+    schedule.load_state_dict(state["scheduler"])
+    ckpt.restore_rng_state(state["rng"])
+    return _RunState(history=[dict(record) for record in state["history"]], best=state["best_metric"],
+                     best_epoch=state["best_epoch"], next_epoch=state["epoch"] + 1)
+
+
+def _train_epoch(task: Task, parts: Parts, loaders: _Loaders, epoch: int, progress: Any, bar: Any) -> dict[str, float]:
+    """One pass over the training set and one validation; the epoch's record."""
+    loaders.train_sampler.set_epoch(epoch)
+    for model in parts.models.values():
+        model.train()
+    started = time.perf_counter()
+    steps = []
+    for batch in loaders.train:
+        steps.append(task.train_step(parts, batch))
+        progress.update(bar, advance=1, status=f"loss {steps[-1]['loss']:.4f}")
+    record: dict[str, float] = {"epoch": epoch + 1, "lr": float(parts.optimizers["model"].param_groups[0]["lr"])}
+    record.update({f"train_{key}": value for key, value in _average(steps).items()})
+    record["train_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    record.update(validate(task, parts, loaders.validation, loaders.validation_items))
+    record["val_seconds"] = time.perf_counter() - started
+    return record
+
+
+def _save_epoch(run_dir: Path, task: Task, parts: Parts, schedule: Any, run: _RunState, epoch: int,
+                is_best: bool) -> None:
+    """``last.pt`` (and ``best.pt``), ``metrics.csv`` and ``curves.png`` after an epoch."""
+    state = {
+        "task": task.name,
+        "epoch": epoch,
+        "models": {role: model.state_dict() for role, model in parts.models.items()},
+        "optimizers": {role: optimizer.state_dict() for role, optimizer in parts.optimizers.items()},
+        "scheduler": schedule.state_dict(),
+        "best_metric": run.best,
+        "best_epoch": run.best_epoch,
+        "metric": task.metric,
+        "history": run.history,
+        "config": parts.config.to_dict(),
+        "rng": ckpt.capture_rng_state(),
+    }
+    ckpt.save_checkpoint(state, run_dir / ckpt.LAST)
+    if is_best:
+        ckpt.save_checkpoint(state, run_dir / ckpt.BEST)
+    write_metrics_csv(run.history, run_dir / METRICS_FILE)
+    plot_curves(run.history, run_dir / CURVES_FILE, metric=task.metric, title=f"{task.name} — {run_dir.name}")
+
+
+def _starting_weights(config: TrainConfig) -> str:
+    init = config.init
+    given = [("--pretrained", init.pretrained), ("--encoder-weights", init.encoder_weights),
+             ("--init", init.checkpoint), ("--backbone", init.backbone_checkpoint)]
+    used = [name for name, value in given if value]
+    if not used:
+        return "Starting from random weights (no --pretrained, --encoder-weights, --init or --backbone)."
+    return f"Starting weights from {', '.join(used)}."
+
+
+def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, resume: bool = False,
+        show_progress: bool = True, console: Console | None = None) -> TrainResult:
+    """Train ``config.task`` on one cross-validation fold of ``samples`` into ``run_dir``.
+
+    Args:
+        config: the resolved configuration; with ``resume`` it must be the run's own (see
+            :func:`resume_config`), only ``epochs`` may be larger.
+        samples: the data set; samples without the task's labels are left out.
+        run_dir: the run directory (created).
+        resume: continue from ``run_dir/last.pt``.
+        show_progress: rich progress bars and messages.
+        console: where messages go (default: standard error).
+
+    Returns:
+        :class:`TrainResult` with the best validation metric and the per-epoch history.
+    """
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, resume)
+    console = console or Console(stderr=True, quiet=not show_progress)
+    task = get_task(config.task)
+    runtime = resolve_runtime(config.runtime)
+    seed_everything(config.seed)
+    split, train_samples, validation_samples = _split_samples(task, config, samples, run_dir, resume, console)
+    parts = build_parts(task, config, runtime)
+    schedule = build_scheduler(parts.optimizers["model"], config, task.mode)
+    console.print(f"[dim]{_starting_weights(config)}")
+    loaders = _make_loaders(task, config, parts, train_samples, validation_samples, show_progress)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    history: list[dict[str, float]] = []
-    best: float | None = None
-    best_epoch = -1
-    start_epoch = 0
     if resume:
-        state = ckpt.load_checkpoint(run_dir / ckpt.LAST, map_location=runtime.device)
-        for role, model in parts.models.items():
-            model.load_state_dict(state["models"][role])
-        for role, optimizer in parts.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][role])
-        schedule.load_state_dict(state["scheduler"])
-        history = [dict(record) for record in state["history"]]
-        best, best_epoch = state["best_metric"], state["best_epoch"]
-        start_epoch = state["epoch"] + 1
-        ckpt.restore_rng_state(state["rng"])
-        console.print(f"Resuming {run_dir} at epoch {start_epoch + 1} of {config.epochs}")
+        run = _restore(run_dir, parts, schedule)
+        console.print(f"Resuming {run_dir} at epoch {run.next_epoch + 1} of {config.epochs}")
     else:
+        run = _RunState()
         write_split(split, run_dir / SPLIT_FILE)
-        if augmentation is not None:
-            save_augmentation(augmentation, run_dir / AUGMENTATION_FILE)
+        if loaders.augmentation is not None:
+            from funduskit.augment import save_augmentation
+
+            save_augmentation(loaders.augmentation, run_dir / AUGMENTATION_FILE)
         else:
             (run_dir / AUGMENTATION_FILE).write_text("# no augmentation (data.augmentation: none)\n")
     save_config(config, run_dir / CONFIG_FILE)
+    size = config.data.input_size
     console.print(
         f"[bold]{task.name}[/]: {len(train_samples)} training / {len(validation_samples)} validation images, "
         f"fold {split.fold} of {split.n_folds}, {size}x{size}, batch {config.batch_size}, {runtime.describe()}"
@@ -339,51 +426,21 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
     progress = make_progress(TextColumn("{task.fields[status]}"))
     progress.disable = not show_progress
     with progress, single_threaded_opencv():
-        for epoch in range(start_epoch, config.epochs):
-            bar = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(train_sampler), status="")
-            train_sampler.set_epoch(epoch)
-            for model in parts.models.values():
-                model.train()
-            started = time.perf_counter()
-            step_records = []
-            for batch in train_loader:
-                step_records.append(task.train_step(parts, batch))
-                progress.update(bar, advance=1, status=f"loss {step_records[-1]['loss']:.4f}")
-            train_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            record: dict[str, float] = {"epoch": epoch + 1, "lr": schedule.lr}
-            record.update({f"train_{key}": value for key, value in _average(step_records).items()})
-            record.update(validate(task, parts, validation_loader, validation_items))
-            record["train_seconds"] = train_seconds
-            record["val_seconds"] = time.perf_counter() - started
+        for epoch in range(run.next_epoch, config.epochs):
+            bar = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loaders.train_sampler), status="")
+            record = _train_epoch(task, parts, loaders, epoch, progress, bar)
             metric = record[task.metric]
             schedule.step(metric)
-            history.append(record)
-            is_best = _improved(metric, best, task.mode)
+            run.history.append(record)
+            is_best = _improved(metric, run.best, task.mode)
             if is_best:
-                best, best_epoch = metric, epoch + 1
-            state = {
-                "task": task.name,
-                "epoch": epoch,
-                "models": {role: model.state_dict() for role, model in parts.models.items()},
-                "optimizers": {role: optimizer.state_dict() for role, optimizer in parts.optimizers.items()},
-                "scheduler": schedule.state_dict(),
-                "best_metric": best,
-                "best_epoch": best_epoch,
-                "metric": task.metric,
-                "history": history,
-                "config": config.to_dict(),
-                "rng": ckpt.capture_rng_state(),
-            }
-            ckpt.save_checkpoint(state, run_dir / ckpt.LAST)
-            if is_best:
-                ckpt.save_checkpoint(state, run_dir / ckpt.BEST)
-            write_metrics_csv(history, run_dir / METRICS_FILE)
-            plot_curves(history, run_dir / CURVES_FILE, metric=task.metric, title=f"{task.name} — {run_dir.name}")
+                run.best, run.best_epoch = metric, epoch + 1
+            _save_epoch(run_dir, task, parts, schedule, run, epoch, is_best)
             progress.update(bar, status=f"loss {record['train_loss']:.4f}  {task.metric} {metric:.4f}"
                                         + ("  best" if is_best else ""))
-    return TrainResult(run_dir=run_dir, metric=task.metric, best_metric=float("nan") if best is None else best,
-                       best_epoch=best_epoch, history=history)
+    return TrainResult(run_dir=run_dir, metric=task.metric,
+                       best_metric=float("nan") if run.best is None else run.best,
+                       best_epoch=run.best_epoch, history=run.history)
 
 
 def resume_config(run_dir: str | Path, *, epochs: int | None = None) -> TrainConfig:

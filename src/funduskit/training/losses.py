@@ -132,6 +132,9 @@ class GeneratorAdversarialLoss(nn.Module):
     The published code (V-GAN) weighs the adversarial term by ``1 / ratio_gan2seg`` with
     ``ratio_gan2seg = 10`` in the paper's best setting, i.e. ``adversarial_weight = 0.1``.
 
+    ``dice_weight`` > 0 adds ``dice_weight * (1 - soft Dice)`` (not in Son et al.; the cpu preset
+    uses it to learn thin vessels in fewer epochs).
+
     ``forward(logits (B, 1, H, W), target (B, 1, H, W), fake_scores)``: ``fake_scores`` are the
     discriminator's logits on (photo, sigmoid(logits)); ``None`` skips the adversarial term.
     """

@@ -25,7 +25,7 @@ from funduskit.config import TrainConfig
 from funduskit.errors import FunduskitError
 from funduskit.preprocess import Geometry
 from funduskit.sample import Sample
-from funduskit.training.data import CachedItem, binary_to_network, soft_to_network
+from funduskit.training.data import CachedItem, binary_to_network
 from funduskit.training.losses import discriminator_loss
 from funduskit.training.runtime import Runtime
 
