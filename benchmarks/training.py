@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--skip-step-timing", action="store_true")
+    parser.add_argument("--steps-only", action="store_true", help="only time one training step per network")
     return parser.parse_args(argv)
 
 
@@ -72,8 +73,14 @@ def generate(folder: Path, n: int, seed: int, scale: float, fraction: float) -> 
     return folder, time.perf_counter() - started
 
 
-def step_timings(task: str, preset_name: str) -> dict[str, float]:
-    """Seconds per training step (median of 3 after a warm-up) in three execution modes."""
+def step_timings(task: str, preset_name: str, repeats: int = 5) -> dict[str, float]:
+    """Seconds per training step of the preset's network in each execution mode.
+
+    The modes take turns (one step each, ``repeats`` rounds after a warm-up round) so that load
+    from other processes on a shared machine falls on all of them alike; the median is reported.
+    """
+    import copy
+
     import torch
 
     from funduskit.config import preset
@@ -97,13 +104,15 @@ def step_timings(task: str, preset_name: str) -> dict[str, float]:
     modes = {"nchw_fp32": (False, False), "channels_last_fp32": (True, False)}
     if cpu_has_native_bf16():
         modes["channels_last_bf16"] = (True, True)
-    results = {}
+    setups = {}
     for mode, (channels_last, bf16) in modes.items():
-        net = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        x = inputs.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-        times = []
-        for _ in range(4):
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        net = copy.deepcopy(model).to(memory_format=layout)
+        setups[mode] = (net, inputs.contiguous(memory_format=layout), bf16,
+                        torch.optim.Adam(net.parameters(), lr=1e-4))
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(repeats + 1):
+        for mode, (net, x, bf16, optimizer) in setups.items():
             started = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = net(x)
@@ -111,9 +120,8 @@ def step_timings(task: str, preset_name: str) -> dict[str, float]:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            times.append(time.perf_counter() - started)
-        results[mode] = sorted(times[1:])[1]
-    return results
+            times[mode].append(time.perf_counter() - started)
+    return {mode: sorted(values[1:])[len(values[1:]) // 2] for mode, values in times.items()}
 
 
 def train_and_score(task: str, args: argparse.Namespace, train_dir: Path, test_dir: Path, runs: Path,
@@ -170,9 +178,10 @@ def print_table(rows: list[dict[str, object]], timings: dict[str, dict[str, floa
                       str(row["metric"]), f"{row['validation']:.3f}", held, str(row["target"]),
                       "yes" if row["passed"] else "NO")
     console = Console(width=160)
-    console.print(table)
+    if rows:
+        console.print(table)
     if timings:
-        steps = Table(title="one training step of the preset's network (seconds, median of 3)")
+        steps = Table(title="one training step of the preset's network (seconds, median of 5, modes in turns)")
         modes = sorted({mode for value in timings.values() for mode in value})
         steps.add_column("task")
         for mode in modes:
@@ -192,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads; load average before: "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.steps_only:
+        print_table([], {task: step_timings(task, args.preset) for task in tasks})
+        return 0
     train_dir, test_dir = args.train, args.test
     if train_dir is None:
         train_dir, seconds = generate(runs / "data-train", args.n, 11, args.scale, args.glaucoma_fraction)

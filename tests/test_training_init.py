@@ -3,6 +3,7 @@ vessel model, held-out evaluation, and refusals of data sets without the task's 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_fine_tuning_and_the_frozen_glaucoma_backbone(samples: list[Sample], tmp
 def test_vessel_model_feeds_the_disc_network_and_held_out_evaluation(samples: list[Sample], tmp_path: Path) -> None:
     vessel = fit(tiny_config("vessel", epochs=1), samples, tmp_path / "vessel", show_progress=False)
     config = tiny_config("disc", epochs=1, **{"data.vessel_model": str(vessel.run_dir)})
-    no_masks = [Sample(**{**s.__dict__, "vessel_mask_path": None}) for s in samples]  # maps come from the model
+    no_masks = [dataclasses.replace(s, vessel_mask_path=None) for s in samples]  # maps come from the model
     fit(config, no_masks, tmp_path / "disc", show_progress=False)
     scores = evaluate_checkpoint(tmp_path / "disc", no_masks)
     assert 0.0 <= scores["val_dice"] <= 1.0 and np.isfinite(scores["val_loss"])

@@ -196,7 +196,8 @@ def _paper(task: str) -> TrainConfig:
         return TrainConfig(
             task=task, preset="paper",
             model=_two_branch("fovea_localiser", "efficientnet_b4", "efficientnet_b0", [256, 128]),
-            loss=LossSpec("fovea", {"confidence_weight": 1.0, "offset_weight": 1.0, "gaussian_sigma": 0.0}),
+            loss=LossSpec("fovea", {"confidence_weight": 1.0, "offset_weight": 1.0, "offset_loss": "bce",
+                                    "gaussian_sigma": 0.0}),
             data=DataConfig(input_size=640, preprocessing="standardize"),
             epochs=100, batch_size=4,
             optimizer=OptimizerConfig(name="adam", lr=1e-5),

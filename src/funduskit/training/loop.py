@@ -126,8 +126,7 @@ def build_items(task: Task, config: TrainConfig, samples: Sequence[Sample], *, t
     def cache_one(sample: Sample) -> CachedItem:
         image = load_image(sample.image_path)
         geometry = Geometry.for_image(image, size)
-        item = task.cache_one(sample, image, geometry)
-        item.image = geometry.to_network(image)
+        item = CachedItem(image=geometry.to_network(image), geometry=geometry, **task.targets(sample, geometry))
         if mode == "ground_truth":
             item.vessels = soft_to_network(load_vessel_mask(sample), geometry)
         elif mode == "none" and task.uses_vessel_input:

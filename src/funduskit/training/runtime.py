@@ -9,7 +9,6 @@ convolutions of EfficientNet several times on CPU (see ``docs/training.md``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -82,15 +81,3 @@ def resolve_runtime(config: RuntimeConfig) -> Runtime:
     else:
         bf16 = config.bf16 == "on"
     return Runtime(device=device, bf16=bf16, channels_last=config.channels_last, threads=torch.get_num_threads())
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (0 leaves it as it is)."""
-    previous = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

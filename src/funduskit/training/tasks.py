@@ -58,8 +58,8 @@ class Task:
         """Whether ``sample`` carries the labels this task trains on."""
         raise NotImplementedError
 
-    def cache_one(self, sample: Sample, image: np.ndarray, geometry: Geometry) -> CachedItem:
-        """Targets of one sample at the network size (the image is cached by the caller)."""
+    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
+        """The :class:`CachedItem` fields holding the sample's targets at the network size."""
         raise NotImplementedError
 
     def to_tensors(self, item: CachedItem, arrays: dict[str, Any], parts_info: dict[str, Any]) -> Batch:
@@ -171,8 +171,8 @@ class DiscCupTask(_SegmentationTask):
         mask = load_disc_cup_mask(sample)
         return mask < 255 if self.structure == "disc" else mask == 0
 
-    def cache_one(self, sample: Sample, image: np.ndarray, geometry: Geometry) -> CachedItem:
-        return CachedItem(image=np.empty(0), geometry=geometry, mask=binary_to_network(self.reference(sample), geometry))
+    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
+        return {"mask": binary_to_network(self.reference(sample), geometry)}
 
 
 class VesselTask(_SegmentationTask):
@@ -189,8 +189,8 @@ class VesselTask(_SegmentationTask):
 
         return load_vessel_mask(sample)
 
-    def cache_one(self, sample: Sample, image: np.ndarray, geometry: Geometry) -> CachedItem:
-        return CachedItem(image=np.empty(0), geometry=geometry, mask=binary_to_network(self.reference(sample), geometry))
+    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
+        return {"mask": binary_to_network(self.reference(sample), geometry)}
 
     def model_names(self, config: TrainConfig) -> list[str]:
         return ["model", "discriminator"] if config.discriminator is not None else ["model"]
@@ -246,10 +246,9 @@ class FoveaTask(Task):
     def usable(self, sample: Sample) -> bool:
         return sample.fovea is not None
 
-    def cache_one(self, sample: Sample, image: np.ndarray, geometry: Geometry) -> CachedItem:
-        fovea = tuple(float(v) for v in geometry.points_to_network(sample.fovea))
-        return CachedItem(image=np.empty(0), geometry=geometry, fovea=fovea,  # type: ignore[arg-type]
-                          original_fovea=tuple(sample.fovea))  # type: ignore[arg-type]
+    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
+        return {"fovea": tuple(float(v) for v in geometry.points_to_network(sample.fovea)),
+                "original_fovea": tuple(sample.fovea)}  # type: ignore[arg-type]
 
     def to_tensors(self, item: CachedItem, arrays: dict[str, Any], parts_info: dict[str, Any]) -> Batch:
         from funduskit.models import encode_fovea_target
@@ -287,8 +286,8 @@ class GlaucomaTask(Task):
     def usable(self, sample: Sample) -> bool:
         return sample.label is not None
 
-    def cache_one(self, sample: Sample, image: np.ndarray, geometry: Geometry) -> CachedItem:
-        return CachedItem(image=np.empty(0), geometry=geometry, label=int(sample.label))  # type: ignore[arg-type]
+    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
+        return {"label": int(sample.label)}  # type: ignore[arg-type]
 
     def to_tensors(self, item: CachedItem, arrays: dict[str, Any], parts_info: dict[str, Any]) -> Batch:
         photo = torch.from_numpy(np.ascontiguousarray(arrays["image"].transpose(2, 0, 1)))
