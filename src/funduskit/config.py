@@ -238,27 +238,20 @@ def _cpu(task: str) -> TrainConfig:
     # Adam from scratch instead of the report's fine-tuning / SGD on a frozen backbone.
     runtime = RuntimeConfig(threads=2, num_workers=1)
     photo, vessel_branch = "mobilenetv3_small_100", "mobilenetv3_small_050"
-    if task in ("disc", "cup"):
+    if task in ("disc", "cup", "fovea"):
+        if task == "fovea":
+            model = _two_branch("fovea_localiser", photo, vessel_branch, [64, 32])
+            loss = LossSpec("fovea", {"confidence_weight": 1.0, "offset_weight": 1.0, "offset_loss": "l1",
+                                      "gaussian_sigma": 0.0})
+        else:
+            model = _two_branch("disc_cup_segmenter", photo, vessel_branch, [64, 32, 16])
+            loss = LossSpec("bce_dice", {"bce_weight": 1.0, "dice_weight": 1.0})
         return TrainConfig(
-            task=task, preset="cpu",
-            model=_two_branch("disc_cup_segmenter", photo, vessel_branch, [64, 32, 16]),
-            loss=LossSpec("bce_dice", {"bce_weight": 1.0, "dice_weight": 1.0}),
-            # the cup is a few pixels across at 256: it gets a larger input than the disc
-            data=DataConfig(input_size=256 if task == "disc" else 320, preprocessing="standardize",
+            task=task, preset="cpu", model=model, loss=loss,
+            # the cup is a few pixels across at 256: it gets a larger input than the disc and fovea
+            data=DataConfig(input_size=320 if task == "cup" else 256, preprocessing="standardize",
                             augmentation="light"),
-            epochs=5 if task == "disc" else 8, batch_size=4,
-            optimizer=OptimizerConfig(name="adam", lr=1e-3),
-            scheduler=SchedulerConfig(name="plateau_reset", patience=3, min_lr=1e-5),
-            runtime=runtime,
-        )
-    if task == "fovea":
-        return TrainConfig(
-            task=task, preset="cpu",
-            model=_two_branch("fovea_localiser", photo, vessel_branch, [64, 32]),
-            loss=LossSpec("fovea", {"confidence_weight": 1.0, "offset_weight": 1.0, "offset_loss": "l1",
-                                    "gaussian_sigma": 0.0}),
-            data=DataConfig(input_size=256, preprocessing="standardize", augmentation="light"),
-            epochs=6, batch_size=4,
+            epochs={"disc": 5, "cup": 8, "fovea": 6}[task], batch_size=4,
             optimizer=OptimizerConfig(name="adam", lr=1e-3),
             scheduler=SchedulerConfig(name="plateau_reset", patience=3, min_lr=1e-5),
             runtime=runtime,

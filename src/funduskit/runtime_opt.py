@@ -117,13 +117,23 @@ def example_input(model: nn.Module, batch: int = 1) -> Tensor:
     return torch.randn(batch, channels, side, side, generator=generator)
 
 
+def _run_with_hooks(model: nn.Module, x: Tensor, handles: list[torch.utils.hooks.RemovableHandle]) -> None:
+    """Run ``x`` through ``model`` without gradients so the hooks behind ``handles`` see every
+    layer, then remove the hooks."""
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _conv_norm_pairs(model: nn.Module, x: Tensor) -> list[_Pair]:
     """(convolution, batch norm) module names where the norm's input *is* the convolution's
     output tensor, found by running ``x`` through ``model`` with forward hooks."""
     names = {module: name for name, module in model.named_modules()}
     produced: dict[int, tuple[str, Tensor]] = {}
     pairs: list[_Pair] = []
-    handles = []
 
     def after_conv(module: nn.Module, _inputs: tuple, output: Tensor) -> None:
         produced[id(output)] = (names[module], output)  # keep the tensor alive: ids stay unique
@@ -133,17 +143,13 @@ def _conv_norm_pairs(model: nn.Module, x: Tensor) -> list[_Pair]:
         if found is not None and found[1] is inputs[0]:
             pairs.append(_Pair(found[0], names[module]))
 
+    handles = []
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             handles.append(module.register_forward_hook(after_conv))
         elif isinstance(module, nn.BatchNorm2d):
             handles.append(module.register_forward_pre_hook(before_norm))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _run_with_hooks(model, x, handles)
     conv_uses: dict[str, int] = {}
     for pair in pairs:
         conv_uses[pair.conv] = conv_uses.get(pair.conv, 0) + 1
@@ -223,7 +229,6 @@ def _dense_3x3_share(model: nn.Module, x: Tensor) -> float:
     """Fraction of the convolution multiply-adds of ``model`` on ``x`` spent in Winograd-able
     (dense 3x3 stride-1) convolutions."""
     totals = {"dense": 0.0, "all": 0.0}
-    handles = []
 
     def count(module: nn.Module, _inputs: tuple, output: Tensor) -> None:
         macs = output.numel() * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
@@ -231,15 +236,8 @@ def _dense_3x3_share(model: nn.Module, x: Tensor) -> float:
         if _winograd_candidate(module) or isinstance(module, WinogradConv2d):
             totals["dense"] += macs
 
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(count))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _run_with_hooks(model, x, [module.register_forward_hook(count)
+                               for module in model.modules() if isinstance(module, nn.Conv2d)])
     return totals["dense"] / totals["all"] if totals["all"] else 0.0
 
 

@@ -153,6 +153,14 @@ def cell_text(value: object) -> str | None:
     return str(value).strip()
 
 
+def _float_or_nan(text: str) -> float:
+    """``text`` as a float, NaN when it is not a number."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def parse_label(table: Table, row: int, column: str, value: object) -> int | None:
     """A 0/1 label cell as an int; ``None`` when blank.
 
@@ -162,10 +170,7 @@ def parse_label(table: Table, row: int, column: str, value: object) -> int | Non
     text = cell_text(value)
     if text is None:
         return None
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
+    number = _float_or_nan(text)
     if number in (0.0, 1.0):
         return int(number)
     if text.lower() in ("true", "false"):
@@ -183,10 +188,7 @@ def parse_number(table: Table, row: int, column: str, value: object) -> float | 
     text = cell_text(value)
     if text is None:
         return None
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
+    number = _float_or_nan(text)
     if not math.isfinite(number):
         raise DataError(table.path, f"column {column!r} holds {text!r}; a number is expected", row=row)
     return number

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from funduskit.errors import FunduskitError
@@ -37,6 +36,7 @@ from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
 from funduskit.models import decode_fovea
+from funduskit.models.maps import resize_maps
 from funduskit.preprocess import Geometry, preprocess
 from funduskit.training.builders import load_trained_model
 from funduskit.training.runtime import Runtime
@@ -216,7 +216,7 @@ class Predictor:
         """(B, 1, S, S) mean vessel probability of the vessel generators (largest S among them)."""
         maps = [self._run(member, inputs.get(member)) for member in self.ensembles["vessel"]]
         size = max(m.shape[-1] for m in maps)
-        return torch.stack([_resize(m, size) for m in maps]).mean(dim=0)
+        return torch.stack([resize_maps(m, size) for m in maps]).mean(dim=0)
 
     def _segmentation(self, task: str, inputs: _InputCache) -> np.ndarray:
         """(B, S, S) float32 ensemble-mean probability in the letterboxed square (largest S)."""
@@ -225,7 +225,7 @@ class Predictor:
             output = self._run(member, inputs.get(member, with_vessels=True, flip=self.tta))
             maps.append(self._unflip_maps(output))
         size = max(m.shape[-1] for m in maps)
-        mean = torch.stack([_resize(m, size) for m in maps]).mean(dim=0)
+        mean = torch.stack([resize_maps(m, size) for m in maps]).mean(dim=0)
         return mean[:, 0].cpu().numpy()
 
     def _unflip_maps(self, output: Tensor) -> Tensor:
@@ -287,7 +287,7 @@ class _InputCache:
             elif with_vessels:
                 assert self.vessels is not None, "the vessel map is computed first"
                 photo = self.get(member)
-                batch = torch.cat([photo, _resize(self.vessels, member.size).to(photo.dtype)], dim=1)
+                batch = torch.cat([photo, resize_maps(self.vessels, member.size).to(photo.dtype)], dim=1)
             else:
                 spec = (member.preprocessing, member.size)
                 arrays = self.prepared.get(spec)
@@ -318,11 +318,3 @@ def network_input(image: np.ndarray, preprocessing: str, size: int) -> np.ndarra
     return preprocess(Geometry.for_image(image, size).to_network(image), preprocessing)
 
 
-def _resize(maps: Tensor, size: int) -> Tensor:
-    """(B, C, h, h) -> (B, C, size, size): area average when shrinking (as training resizes the
-    vessel map, ``cv2.INTER_AREA``), bilinear when enlarging; unchanged when already that size."""
-    if maps.shape[-1] == size and maps.shape[-2] == size:
-        return maps
-    if size < maps.shape[-1]:
-        return F.interpolate(maps.float(), size=(size, size), mode="area")
-    return F.interpolate(maps.float(), size=(size, size), mode="bilinear", align_corners=False)

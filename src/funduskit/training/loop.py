@@ -17,6 +17,7 @@ global random generators.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -144,17 +145,15 @@ def build_items(task: Task, config: TrainConfig, samples: Sequence[Sample], *, t
 def attach_vessel_maps(items: Sequence[CachedItem], model: torch.nn.Module, vessel_config: TrainConfig,
                        size: int, batch_size: int = 4) -> None:
     """Run a trained vessel generator on each item's ``vessel_photo`` and store the map at ``size``."""
-    import cv2
-
+    from funduskit.models.maps import resize_maps
     from funduskit.preprocess import preprocess
 
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         photos = np.stack([preprocess(item.vessel_photo, vessel_config.data.preprocessing) for item in chunk])
-        probabilities = model.predict(torch.from_numpy(photos.transpose(0, 3, 1, 2)))[:, 0].numpy()
-        for item, probability in zip(chunk, probabilities):
-            resized = cv2.resize(probability, (size, size), interpolation=cv2.INTER_AREA)
-            item.vessels = np.clip(resized * 255 + 0.5, 0, 255).astype(np.uint8)
+        probabilities = resize_maps(model.predict(torch.from_numpy(photos.transpose(0, 3, 1, 2))), size)
+        for item, probability in zip(chunk, probabilities[:, 0].numpy()):
+            item.vessels = np.clip(probability * 255 + 0.5, 0, 255).astype(np.uint8)  # as prediction resizes it
             item.vessel_photo = None
 
 
@@ -266,6 +265,16 @@ class _Loaders:
     validation: DataLoader
     validation_items: list[CachedItem]
     augmentation: Any
+
+    def close(self) -> None:
+        """Stop the persistent worker processes now. Left to the garbage collector, a loader's
+        clean-up can run inside a worker forked later (the next model of ``funduskit demo``),
+        where it fails with "can only test a child process"."""
+        for loader in (self.train, self.validation):
+            iterator = getattr(loader, "_iterator", None)  # torch keeps the persistent workers' iterator here
+            if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+                iterator._shutdown_workers()
+            loader._iterator = None
 
 
 def _make_loaders(task: Task, config: TrainConfig, parts: Parts, train_samples: list[Sample],
@@ -424,7 +433,7 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
 
     progress = make_progress(TextColumn("{task.fields[status]}"))
     progress.disable = not show_progress
-    with progress, single_threaded_opencv():
+    with progress, single_threaded_opencv(), contextlib.closing(loaders):
         for epoch in range(run.next_epoch, config.epochs):
             bar = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loaders.train_sampler), status="")
             record = _train_epoch(task, parts, loaders, epoch, progress, bar)
