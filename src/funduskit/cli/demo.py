@@ -13,7 +13,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Generate a synthetic REFUGE2 data set, train the vessel, disc, cup, fovea and glaucoma "
             "models with the cpu preset (small ensembles), predict a held-out synthetic set, evaluate it "
-            "with the official REFUGE metrics and write the HTML report. About 20 minutes on two cores; "
+            "with the official REFUGE metrics and write the HTML report. About 16 minutes on two cores; "
             "--quick gives a smaller version for a first look. Started again with the same --out, it "
             "keeps what is already done."
         ),
