@@ -130,7 +130,8 @@ def _models(folds: tuple[int, ...], epochs: Mapping[str, int] | None = None,
 # classifier starts from its fold's cup segmenter, whose photo encoder has the same architecture.
 # Both take the /255 input (zero-local-mean did not learn within the demo's budget). docs/decisions.md
 FULL_PLAN = DemoPlan(train_images=160, test_images=80, scale=0.5, glaucoma_fraction=0.25,
-                     folds=4, models=_models((0, 1), glaucoma_preprocessings=("normalize",), glaucoma_from_cup=True))
+                     folds=4, models=_models((0, 1), glaucoma_preprocessings=("normalize",),
+                                             glaucoma_from_cup=True))
 QUICK_PLAN = DemoPlan(train_images=48, test_images=20, scale=0.3, glaucoma_fraction=0.25, folds=4,
                       models=_models((0,), epochs={"vessel": 3, "disc": 4, "cup": 4, "fovea": 4, "glaucoma": 4},
                                      glaucoma_from_cup=True))
