@@ -95,15 +95,11 @@ class DemoPlan:
     test_glaucoma_fraction: float = 0.1
 
 
-def _models(folds: tuple[int, ...], epochs: Mapping[str, int] | None = None,
-            glaucoma_preprocessings: tuple[str, ...] = ("normalize", "zero_local_mean"),
-            glaucoma_from_cup: bool = False) -> tuple[ModelPlan, ...]:
+def _models(folds: tuple[int, ...], epochs: Mapping[str, int] | None = None) -> tuple[ModelPlan, ...]:
     """One vessel model, then a disc, cup, fovea and glaucoma model per fold.
 
-    The glaucoma models take the preprocessings of ``glaucoma_preprocessings`` in turn (by
-    default the report's two, /255 and zero-local-mean, as its eight classifiers do). With
-    ``glaucoma_from_cup`` each starts from its fold's cup segmenter (``--init``: the photo
-    encoder becomes the classifier's backbone).
+    Each glaucoma model takes the /255 input and starts from its fold's cup segmenter
+    (``--init``: the photo encoder becomes the classifier's backbone).
     """
     epochs = dict(epochs or {})
 
@@ -111,15 +107,14 @@ def _models(folds: tuple[int, ...], epochs: Mapping[str, int] | None = None,
         return ({"epochs": epochs[task]} if task in epochs else {}) | extra
 
     plan = [ModelPlan("vessel", 0, changes("vessel"))]
-    for index, fold in enumerate(folds):
+    for fold in folds:
         cup = ModelPlan("cup", fold, changes("cup"))
-        preprocessing = glaucoma_preprocessings[index % len(glaucoma_preprocessings)]
         plan += [
             ModelPlan("disc", fold, changes("disc")),
             cup,
             ModelPlan("fovea", fold, changes("fovea")),
-            ModelPlan("glaucoma", fold, changes("glaucoma", **{"data.preprocessing": preprocessing}),
-                      init_from=cup.name if glaucoma_from_cup else None),
+            ModelPlan("glaucoma", fold, changes("glaucoma", **{"data.preprocessing": "normalize"}),
+                      init_from=cup.name),
         ]
     return tuple(plan)
 
@@ -130,11 +125,9 @@ def _models(folds: tuple[int, ...], epochs: Mapping[str, int] | None = None,
 # classifier starts from its fold's cup segmenter, whose photo encoder has the same architecture.
 # Both take the /255 input (zero-local-mean did not learn within the demo's budget). docs/decisions.md
 FULL_PLAN = DemoPlan(train_images=160, test_images=80, scale=0.5, glaucoma_fraction=0.25,
-                     folds=4, models=_models((0, 1), glaucoma_preprocessings=("normalize",),
-                                             glaucoma_from_cup=True))
+                     folds=4, models=_models((0, 1)))
 QUICK_PLAN = DemoPlan(train_images=48, test_images=20, scale=0.3, glaucoma_fraction=0.25, folds=4,
-                      models=_models((0,), epochs={"vessel": 3, "disc": 4, "cup": 4, "fovea": 4, "glaucoma": 4},
-                                     glaucoma_from_cup=True))
+                      models=_models((0,), epochs={"vessel": 3, "disc": 4, "cup": 4, "fovea": 4, "glaucoma": 4}))
 
 
 @dataclass
