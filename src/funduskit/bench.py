@@ -175,13 +175,18 @@ def make_confident(network, task: str, size: int) -> None:  # noqa: ANN001
 
 
 def make_runtime(mode: str, threads: int):  # noqa: ANN201 - Runtime
-    """The runtime of a mode: the optimised one decides bf16 from the CPU; the others are fp32 NCHW."""
+    """The runtime of a mode: the optimised one decides bf16 from the CPU; the others are fp32 NCHW.
+    The optimised modes also set the process's allocator as ``funduskit predict`` does
+    (:func:`funduskit.memory.return_freed_buffers_to_system`); the baseline keeps the default."""
     import torch
 
+    from funduskit.memory import return_freed_buffers_to_system
     from funduskit.runtime_opt import cpu_supports_bf16
     from funduskit.training.runtime import Runtime
 
     torch.set_num_threads(threads)
+    if mode != "baseline":
+        return_freed_buffers_to_system()
     if mode == "torch":
         return Runtime(torch.device("cpu"), bf16=cpu_supports_bf16(), channels_last=True, threads=threads)
     return Runtime(torch.device("cpu"), bf16=False, channels_last=False, threads=threads)
@@ -360,7 +365,8 @@ def _ensemble(options: BenchOptions, counts: dict[str, int], mode: str, runtime,
 
     ensembles: dict[str, list[Member]] = {}
     for task in TASKS:
-        base = build_network(task, options)
+        exported = mode == "onnx" and (work / f"{task}.onnx").is_file()
+        base = None if exported else build_network(task, options)  # as `predict --backend onnx`: no torch model
         members = []
         for index in range(counts[task]):
             preprocessing = ("normalize", "zero_local_mean")[index % 2] if task == "glaucoma" else None

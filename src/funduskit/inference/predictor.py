@@ -35,10 +35,9 @@ from funduskit.errors import FunduskitError
 from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
-from funduskit.models import decode_fovea
+from funduskit.models.fovea import decode_fovea
 from funduskit.models.maps import resize_maps
 from funduskit.preprocess import Geometry, preprocess
-from funduskit.training.builders import load_trained_model
 from funduskit.training.runtime import Runtime
 
 @dataclass
@@ -74,6 +73,8 @@ def load_plain_network(run: RunInfo, runtime: Runtime) -> nn.Module:
 def _trained_network(run: RunInfo) -> nn.Module:
     if run.checkpoint.suffix == ".onnx":
         raise FunduskitError(f"{run.run_dir} is an ONNX export ({run.checkpoint.name}); predict with --backend onnx")
+    from funduskit.training.builders import load_trained_model  # the model zoo: timm, torchvision
+
     network, _ = load_trained_model(run.checkpoint)
     return network.eval()
 

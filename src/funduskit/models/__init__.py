@@ -16,28 +16,19 @@ and checks the input shape first. See ``docs/networks.md``.
 
 from __future__ import annotations
 
-from funduskit.models._base import FunduskitModel, InputShapeError
-from funduskit.models._registry import UnknownModelError, create_model, list_models, model_class, register_model
-from funduskit.models.encoders import create_encoder
-from funduskit.models.fovea import decode_fovea, encode_fovea_target
-from funduskit.models.glaucoma import FINDINGS, GlaucomaClassifier
-from funduskit.models.two_branch import TwoBranchSegmenter
-from funduskit.models.vessel_gan import UNetGenerator, VesselDiscriminator
+import lazy_loader
 
-__all__ = [
-    "FINDINGS",
-    "FunduskitModel",
-    "GlaucomaClassifier",
-    "InputShapeError",
-    "TwoBranchSegmenter",
-    "UNetGenerator",
-    "UnknownModelError",
-    "VesselDiscriminator",
-    "create_encoder",
-    "create_model",
-    "decode_fovea",
-    "encode_fovea_target",
-    "list_models",
-    "model_class",
-    "register_model",
-]
+# Submodules are imported on first use (SPEC 1 lazy loading): inference code that needs only
+# `decode_fovea` or `maps` does not load timm and torchvision.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_base": ["FunduskitModel", "InputShapeError"],
+        "_registry": ["UnknownModelError", "create_model", "list_models", "model_class", "register_model"],
+        "encoders": ["create_encoder"],
+        "fovea": ["decode_fovea", "encode_fovea_target"],
+        "glaucoma": ["FINDINGS", "GlaucomaClassifier"],
+        "two_branch": ["TwoBranchSegmenter"],
+        "vessel_gan": ["UNetGenerator", "VesselDiscriminator"],
+    },
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import typing
 from collections.abc import Callable
@@ -14,6 +15,15 @@ from funduskit.errors import FunduskitError
 __all__ = ["UnknownModelError", "create_model", "list_models", "model_class", "register_model"]
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+
+#: The modules whose factories register on import; imported before the first lookup, since the
+#: package itself imports its submodules lazily.
+_MODEL_MODULES = ("funduskit.models.two_branch", "funduskit.models.glaucoma", "funduskit.models.vessel_gan")
+
+
+def _import_model_modules() -> None:
+    for module in _MODEL_MODULES:
+        importlib.import_module(module)
 
 FactoryT = TypeVar("FactoryT", bound=Callable[..., nn.Module])
 
@@ -37,6 +47,7 @@ def register_model(factory: FactoryT) -> FactoryT:
 
 def list_models() -> list[str]:
     """The registered model names, sorted."""
+    _import_model_modules()
     return sorted(_FACTORIES)
 
 
@@ -78,6 +89,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
 
 def _factory(name: str) -> Callable[..., nn.Module]:
+    _import_model_modules()
     try:
         return _FACTORIES[name]
     except KeyError:

@@ -16,26 +16,18 @@ report is silent.
 
 from __future__ import annotations
 
-from funduskit.training.builders import build_model, load_trained_model
-from funduskit.training.checkpoint import load_checkpoint, save_checkpoint
-from funduskit.training.loop import TrainResult, evaluate_checkpoint, fit, resume_config
-from funduskit.training.scheduler import ReduceOnPlateauWithReset
-from funduskit.training.splits import Split, make_split, read_split, write_split
-from funduskit.training.tasks import get_task
+import lazy_loader
 
-__all__ = [
-    "ReduceOnPlateauWithReset",
-    "Split",
-    "TrainResult",
-    "build_model",
-    "evaluate_checkpoint",
-    "fit",
-    "get_task",
-    "load_checkpoint",
-    "load_trained_model",
-    "make_split",
-    "read_split",
-    "resume_config",
-    "save_checkpoint",
-    "write_split",
-]
+# Submodules are imported on first use (SPEC 1 lazy loading): `funduskit.training.runtime`,
+# which prediction needs, does not load the training loop, the data sets and albumentations.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "builders": ["build_model", "load_trained_model"],
+        "checkpoint": ["load_checkpoint", "save_checkpoint"],
+        "loop": ["TrainResult", "evaluate_checkpoint", "fit", "resume_config"],
+        "scheduler": ["ReduceOnPlateauWithReset"],
+        "splits": ["Split", "make_split", "read_split", "write_split"],
+        "tasks": ["get_task"],
+    },
+)
