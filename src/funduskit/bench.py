@@ -23,6 +23,9 @@ Rows:
   agreement to the baseline (disc and cup Dice, fovea distance, glaucoma probability);
 - **memory with the number of photographs**: peak resident memory after the first and after the
   last of ``--photos`` photographs streamed through the optimised pipeline.
+- **the predict command**: ``funduskit predict --backend onnx`` itself, in a subprocess, with the
+  ensemble's run directories made of the exported networks, over 2 and ``--photos``' first count
+  of photographs: wall time and peak resident memory, as a screening user sees them.
 
 Every configuration runs in its own subprocess, so its peak resident memory (``ru_maxrss``) is its
 own. Networks are untrained (timing does not depend on the weights); their last layer is
@@ -443,6 +446,42 @@ def job_stream(options: BenchOptions, counts: dict[str, int], mode: str, work: P
             "seconds_per_photo": (time.perf_counter() - start) / done}
 
 
+def job_command(options: BenchOptions, counts: dict[str, int], photos: int, work: Path) -> dict[str, Any]:
+    """The real ``funduskit predict --backend onnx`` in a subprocess, over ``photos`` synthetic JPEG
+    photographs, with ``counts`` run directories per task made of the exported networks in ``work``
+    (hard links): its wall time and peak resident memory (the child's ``ru_maxrss``)."""
+    import cv2
+
+    from funduskit.config import save_config
+
+    models = work / "predict-models"
+    for task in TASKS:
+        for index in range(counts[task]):
+            preprocessing = ("normalize", "zero_local_mean")[index % 2] if task == "glaucoma" else None
+            run_dir = models / f"{task}-{index}"
+            save_config(task_config(task, options, preprocessing), run_dir / "config.yaml")
+            if not (run_dir / "model.onnx").exists():
+                os.link(work / f"{task}.onnx", run_dir / "model.onnx")
+    folder = work / f"predict-photos-{photos}"
+    folder.mkdir(exist_ok=True)
+    scale = options.size_scale if options.preset == "tiny" else 1.0
+    for index in range(photos):
+        cv2.imwrite(str(folder / f"photo{index:04d}.jpg"), cv2.cvtColor(synthetic_photo(index, scale), cv2.COLOR_RGB2BGR))
+    command = [sys.executable, "-m", "funduskit", "predict", str(folder), "--models", str(models),
+               "--out", str(work / f"predict-out-{photos}"), "--backend", "onnx", "--quiet",
+               "--threads", str(options.threads)]
+    start = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, check=False,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        return {"error": f"funduskit predict failed: {(completed.stderr.strip().splitlines() or ['?'])[-1]}"}
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"mode": "onnx", "members": dict(counts), "photos": photos, "seconds": seconds,
+            "seconds_per_photo": seconds / photos, "peak_rss_mb": peak,
+            "command": "funduskit predict PHOTOS --models MODELS --out OUT --backend onnx --quiet"}
+
+
 def run_job(kind: str, options: BenchOptions, work: Path, **arguments: Any) -> dict[str, Any]:
     """Run a job here, or in a fresh Python process when ``options.isolate`` (its own ``ru_maxrss``)."""
     if not options.isolate:
@@ -463,6 +502,7 @@ _JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     "network": lambda options, work, **a: job_network(options, a["task"], a["mode"], work),
     "pipeline": lambda options, work, **a: job_pipeline(options, a["name"], a["counts"], a["mode"], work),
     "stream": lambda options, work, **a: job_stream(options, a["counts"], a["mode"], work),
+    "command": lambda options, work, **a: job_command(options, a["counts"], a["photos"], work),
 }
 
 
@@ -591,6 +631,12 @@ def run_benchmark(options: BenchOptions, command: str, *, log: Callable[[str], N
         stream_mode = "onnx" if "onnx" in options.modes else "torch"  # the fastest here
         log(f"memory over {options.photos[-1]} photographs ({stream_mode}, single model)")
         result["memory_flatness"] = run_job("stream", options, work, counts=SINGLE_MODEL, mode=stream_mode)
+        result["predict_command"] = []
+        if "onnx" in options.modes:
+            for photos in sorted({2, options.photos[0]}):
+                log(f"funduskit predict --backend onnx over {photos} photographs (report ensemble)")
+                result["predict_command"].append(
+                    run_job("command", options, work, counts=options.ensemble, photos=photos))
     _add_speedups(result)
     result["targets"] = check_targets(result)
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -630,14 +676,23 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
         targets["report ensemble < 6 s per photo"] = {
             "mode": ensemble["mode"], "value": ensemble["seconds_per_photo"],
             "met": ensemble["seconds_per_photo"] < TARGETS["ensemble_seconds"]}
-        peak = ensemble.get("peak_rss_mb")  # batch 1 and the batched rows
-        targets["report ensemble peak memory < 3 GB"] = {
-            "mode": ensemble["mode"], "value": peak,
-            "met": bool(peak and peak < TARGETS["ensemble_memory_mb"])}
+    commands = [row for row in result.get("predict_command", []) if "peak_rss_mb" in row]
+    if commands:  # the real command, at its default batch
+        peak = max(row["peak_rss_mb"] for row in commands)
+        targets["report ensemble peak memory < 3 GB (funduskit predict)"] = {
+            "mode": "onnx", "value": peak, "met": peak < TARGETS["ensemble_memory_mb"]}
+    elif ensemble:  # no ONNX Runtime here: the predictor at batch 1, the command's default on CPU
+        peak = ensemble.get("peak_rss_mb_batch_1")
+        targets["report ensemble peak memory < 3 GB (pipeline, batch 1)"] = {
+            "mode": ensemble["mode"], "value": peak, "met": bool(peak and peak < TARGETS["ensemble_memory_mb"])}
+    if len(commands) >= 2:
+        targets["report ensemble memory flat in the number of photos (funduskit predict)"] = {
+            "value": {str(row["photos"]): row["peak_rss_mb"] for row in commands},
+            "met": commands[-1]["peak_rss_mb"] <= commands[0]["peak_rss_mb"] * 1.05 + 50}
     after = result.get("memory_flatness", {}).get("peak_rss_mb_after", {})
     if len(after) >= 2:
         values = [after[k] for k in sorted(after, key=int)]
-        targets["memory flat in the number of photos"] = {
+        targets["memory flat in the number of photos (single model, streamed)"] = {
             "value": after, "met": values[-1] <= values[0] * 1.05 + 50}
     return targets
 
@@ -700,6 +755,16 @@ def render(result: dict[str, Any]) -> list[Any]:
             _number(agreement.get("cup_dice"), 4), _number(agreement.get("fovea_px"), 2),
             _number(agreement.get("glaucoma_probability"), 4),
         )
+    command = Table(title="funduskit predict --backend onnx, report ensemble (real command, default batch; "
+                          "time includes loading the networks)", title_justify="left")
+    for column in ("photos", "wall s", "s/photo", "peak MB"):
+        command.add_column(column, justify="right")
+    for row in result.get("predict_command", []):
+        if "error" in row:
+            command.add_row(f"[red]{row['error'][:80]}")
+            continue
+        command.add_row(str(row["photos"]), _number(row["seconds"], 1), _number(row["seconds_per_photo"]),
+                        _number(row["peak_rss_mb"], 0))
     targets = Table(title="Targets", title_justify="left")
     for column in ("target", "measured", "met"):
         targets.add_column(column)
@@ -708,7 +773,7 @@ def render(result: dict[str, Any]) -> list[Any]:
         shown = ", ".join(f"{k} photos: {v:.0f} MB" for k, v in value.items()) if isinstance(value, dict) else _number(value)
         targets.add_row(name + (f" ({target['mode']})" if "mode" in target else ""), shown,
                         "[green]yes" if target["met"] else "[red]no")
-    return [networks, pipelines, targets]
+    return [networks, pipelines, command, targets]
 
 
 # --------------------------------------------------------------------------------------------
