@@ -27,6 +27,11 @@ Rows:
   ensemble's run directories made of the exported networks, over 2 and ``--photos``' first count
   of photographs: wall time and peak resident memory, as a screening user sees them.
 
+The network and pipeline jobs keep glibc's default allocator in every mode, so that the baseline
+timed in turns beside an optimised network runs as it does alone; the memory-over-photographs job
+and the predict command (ONNX Runtime) run with the allocator setting of ``funduskit predict
+--backend onnx`` (:func:`funduskit.memory.return_freed_buffers_to_system`).
+
 Every configuration runs in its own subprocess, so its peak resident memory (``ru_maxrss``) is its
 own. Networks are untrained (timing does not depend on the weights); their last layer is
 calibrated so that maps are confident, as trained ones are (:func:`make_confident`), which makes
@@ -178,18 +183,13 @@ def make_confident(network, task: str, size: int) -> None:  # noqa: ANN001
 
 
 def make_runtime(mode: str, threads: int):  # noqa: ANN201 - Runtime
-    """The runtime of a mode: the optimised one decides bf16 from the CPU; the others are fp32 NCHW.
-    The optimised modes also set the process's allocator as ``funduskit predict`` does
-    (:func:`funduskit.memory.return_freed_buffers_to_system`); the baseline keeps the default."""
+    """The runtime of a mode: the optimised one decides bf16 from the CPU; the others are fp32 NCHW."""
     import torch
 
-    from funduskit.memory import return_freed_buffers_to_system
     from funduskit.runtime_opt import cpu_supports_bf16
     from funduskit.training.runtime import Runtime
 
     torch.set_num_threads(threads)
-    if mode != "baseline":
-        return_freed_buffers_to_system()
     if mode == "torch":
         return Runtime(torch.device("cpu"), bf16=cpu_supports_bf16(), channels_last=True, threads=threads)
     return Runtime(torch.device("cpu"), bf16=False, channels_last=False, threads=threads)
@@ -429,6 +429,10 @@ def job_stream(options: BenchOptions, counts: dict[str, int], mode: str, work: P
     from funduskit.inference.predictor import Predictor
 
     runtime = make_runtime(mode, options.threads)
+    if mode == "onnx":  # as `funduskit predict --backend onnx` sets the process's allocator
+        from funduskit.memory import return_freed_buffers_to_system
+
+        return_freed_buffers_to_system()
     predictor = Predictor(_ensemble(options, counts, mode, runtime, work), runtime)
     scale = options.size_scale if options.preset == "tiny" else 1.0
     checkpoints = sorted(set(options.photos))

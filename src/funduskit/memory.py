@@ -7,7 +7,10 @@ photograph's peak and adds the next one's on top. A fixed threshold keeps every 
 least :data:`MMAP_THRESHOLD_BYTES` in its own mapping, handed back to the system when freed.
 
 Measured (``docs/performance.md``): ``funduskit predict --backend onnx`` with the report's
-25-network ensemble, 4 photographs, peak resident memory 3071 MB -> 2607 MB, same time per photo.
+25-network ensemble, 4 photographs, peak resident memory 3071 MB -> 2669 MB; the ONNX Runtime
+pipeline's time per photograph did not change (within the machine's noise). ``funduskit predict``
+sets it for the ONNX Runtime backend only: eager PyTorch allocates every activation anew, and with
+every large block a fresh mapping, each one page-faults in again: its networks ran 1.5-3x slower.
 There is no library for this: ``mallopt`` is called through :mod:`ctypes`, and only on glibc.
 """
 

@@ -215,7 +215,8 @@ def predict_photos(
 
     failed = 0
     if todo:
-        return_freed_buffers_to_system()  # activations go back to the system between photographs
+        if backend == "onnx":  # see funduskit.memory: not for torch, whose networks it slows
+            return_freed_buffers_to_system()
         predictor = Predictor.from_runs(runs, runtime, thresholds, tta=options.tta, loader=_network_loader(backend))
         writer = _Writer(out_dir, settings_key, options)
         with _progress_bar(progress, len(files), len(files) - len(todo)) as advance:
