@@ -48,6 +48,7 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -465,7 +466,10 @@ def job_command(options: BenchOptions, counts: dict[str, int], photos: int, work
             run_dir = models / f"{task}-{index}"
             save_config(task_config(task, options, preprocessing), run_dir / "config.yaml")
             if not (run_dir / "model.onnx").exists():
-                os.link(work / f"{task}.onnx", run_dir / "model.onnx")
+                try:
+                    os.link(work / f"{task}.onnx", run_dir / "model.onnx")
+                except OSError:  # a file system without hard links
+                    shutil.copyfile(work / f"{task}.onnx", run_dir / "model.onnx")
     folder = work / f"predict-photos-{photos}"
     folder.mkdir(exist_ok=True)
     scale = options.size_scale if options.preset == "tiny" else 1.0
