@@ -127,6 +127,13 @@ def task_config(task: str, options: BenchOptions, preprocessing: str | None = No
     return override(config, changes)
 
 
+def member_config(task: str, index: int, options: BenchOptions):  # noqa: ANN201 - TrainConfig
+    """The configuration of an ensemble's ``index``-th member of ``task``: glaucoma members
+    alternate the report's two preprocessings (/255, zero-local-mean)."""
+    preprocessing = ("normalize", "zero_local_mean")[index % 2] if task == "glaucoma" else None
+    return task_config(task, options, preprocessing)
+
+
 def build_network(task: str, options: BenchOptions):  # noqa: ANN201 - nn.Module
     """The untrained network of ``task``, seeded (every mode gets the same weights; the cup
     network starts as the disc network), its last layer made confident (:func:`make_confident`)."""
@@ -373,8 +380,7 @@ def _ensemble(options: BenchOptions, counts: dict[str, int], mode: str, runtime,
         base = None if exported else build_network(task, options)  # as `predict --backend onnx`: no torch model
         members = []
         for index in range(counts[task]):
-            preprocessing = ("normalize", "zero_local_mean")[index % 2] if task == "glaucoma" else None
-            config = task_config(task, options, preprocessing)
+            config = member_config(task, index, options)
             network = prepare_for_mode(base, mode, runtime, work / f"{task}.onnx", config.data.input_size)
             run = RunInfo(run_dir=Path(f"untrained-{task}-{index}"), config=config, checkpoint=Path("untrained.pt"))
             members.append(Member(run, network))
@@ -462,9 +468,8 @@ def job_command(options: BenchOptions, counts: dict[str, int], photos: int, work
     models = work / "predict-models"
     for task in TASKS:
         for index in range(counts[task]):
-            preprocessing = ("normalize", "zero_local_mean")[index % 2] if task == "glaucoma" else None
             run_dir = models / f"{task}-{index}"
-            save_config(task_config(task, options, preprocessing), run_dir / "config.yaml")
+            save_config(member_config(task, index, options), run_dir / "config.yaml")
             if not (run_dir / "model.onnx").exists():
                 try:
                     os.link(work / f"{task}.onnx", run_dir / "model.onnx")

@@ -23,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--tta", action="store_true", help="also predict the horizontally flipped photo and average")
     parser.add_argument("--batch-size", type=int, default=0, metavar="N",
-                        help="photographs per batch (default: 1 on CPU, the fastest and leanest there; 4 on a GPU)")
+                        help="photographs per batch (default: 1 on CPU, where the report's ensemble ran fastest and "
+                             "leanest; 4 on a GPU)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if present")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="auto: bf16 autocast where the device computes bf16 natively, else fp32")

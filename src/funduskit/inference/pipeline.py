@@ -247,9 +247,10 @@ def predict_photos(
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Photographs per batch when none is asked for: 1 on CPU, where larger batches were slower
-    per photograph and cost memory (``docs/performance.md``: report ensemble 17.6 s at batch 1,
-    21.4 s at batch 2); 4 on a GPU, where batching is what keeps it busy."""
+    """Photographs per batch when none is asked for: 1 on CPU, where larger batches of the
+    paper-size networks were slower per photograph and cost memory (``docs/performance.md``: report
+    ensemble 17.6 s at batch 1, 21.4 s at batch 2; the demo's small networks were 10 % faster at
+    batch 2); 4 on a GPU, where batching is what keeps it busy."""
     return 4 if device.type == "cuda" else 1
 
 
