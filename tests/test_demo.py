@@ -1,31 +1,23 @@
-"""``funduskit demo`` end to end on a tiny plan: every stage writes what the next one reads."""
+"""``funduskit demo`` end to end on a tiny plan: every stage writes what the next one reads, and a
+demo killed in the middle of a training stage, started again, ends with the uninterrupted models."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from demo_helpers import GLAUCOMA_EPOCHS, LONG_LAST_STAGE, TINY_MODELS, TINY_PLAN
 from rich.console import Console
 
-from funduskit.demo import BARS, DEMO_FILE, DemoPlan, ModelPlan, run_demo
-
-TINY_ENCODER = "test_efficientnet"
-TWO_BRANCH = {"model.kwargs.photo_encoder": TINY_ENCODER, "model.kwargs.vessel_encoder": TINY_ENCODER,
-              "data.input_size": 64, "runtime.num_workers": 0, "runtime.threads": 1, "epochs": 1}
-TINY_MODELS = (
-    ModelPlan("vessel", 0, {"data.input_size": 64, "epochs": 1, "batch_size": 2, "runtime.num_workers": 0,
-                            "model.kwargs.base_width": 4, "model.kwargs.depth": 2,
-                            "discriminator.kwargs.base_width": 4}),
-    ModelPlan("disc", 0, TWO_BRANCH | {"model.kwargs.decoder_channels": [8, 8, 8]}),
-    ModelPlan("cup", 0, TWO_BRANCH | {"model.kwargs.decoder_channels": [8, 8, 8]}),
-    ModelPlan("fovea", 0, TWO_BRANCH | {"model.kwargs.decoder_channels": [8, 8]}),
-    ModelPlan("glaucoma", 0, {"model.kwargs.backbone": TINY_ENCODER, "data.input_size": 64, "epochs": 1,
-                              "data.preprocessing": "zero_local_mean", "runtime.num_workers": 0},
-              init_from="cup-fold0"),
-)
-TINY_PLAN = DemoPlan(train_images=12, test_images=6, scale=0.15, glaucoma_fraction=0.25, folds=3,
-                     models=TINY_MODELS, test_glaucoma_fraction=0.34)
-
+from funduskit.demo import BARS, DEMO_FILE, DONE_FILE, run_demo
+from funduskit.training.checkpoint import load_checkpoint
 
 def test_tiny_demo_runs_every_stage_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "demo"
@@ -65,3 +57,49 @@ def test_full_plan_trains_each_model_after_the_models_it_reads() -> None:
         if model.init_from is not None:
             assert model.init_from in names[:index], model.name
     assert sum(model.task == "glaucoma" for model in FULL_PLAN.models) == 2
+
+
+def _demo_process(out: Path) -> subprocess.Popen:
+    """The tiny demo (its classifier trained for several epochs) in a child process."""
+    helpers = Path(__file__).parent / "demo_helpers.py"
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(helpers.parent), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, str(helpers), str(out)], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_a_demo_killed_inside_a_training_stage_resumes_it_and_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    _finish(_demo_process(whole))
+
+    killed = tmp_path / "killed"
+    classifier = killed / "models" / LONG_LAST_STAGE.models[-1].name
+    process = _demo_process(killed)
+    deadline = time.monotonic() + 300
+    while not (classifier / "last.pt").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)  # the first epoch is saved: the stage is under way
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    interrupted_at = load_checkpoint(classifier / "last.pt")["epoch"]
+    assert interrupted_at < GLAUCOMA_EPOCHS - 1 and not (classifier / DONE_FILE).exists()
+
+    output = " ".join(_finish(_demo_process(killed)).split())  # the console wraps long lines
+    assert "was interrupted; resuming it" in output and "already trained; kept" in output
+    assert load_checkpoint(classifier / "last.pt")["epoch"] == GLAUCOMA_EPOCHS - 1
+    for model in LONG_LAST_STAGE.models:
+        for name in ("best.pt", "last.pt"):
+            expected = load_checkpoint(whole / "models" / model.name / name)["models"]
+            got = load_checkpoint(killed / "models" / model.name / name)["models"]
+            for role, weights in expected.items():
+                for key, value in weights.items():
+                    torch.testing.assert_close(got[role][key], value, rtol=1e-5, atol=1e-6,
+                                               msg=f"{model.name}/{name} {role}.{key}")
+    metrics = [json.loads((folder / DEMO_FILE).read_text())["metrics"] for folder in (whole, killed)]
+    assert metrics[0] == metrics[1]

@@ -38,6 +38,10 @@ BASELINE = Runtime(torch.device("cpu"), bf16=False, channels_last=False, threads
 OPTIMISED = Runtime(torch.device("cpu"), bf16=False, channels_last=True, threads=1)
 BF16 = Runtime(torch.device("cpu"), bf16=True, channels_last=True, threads=1)
 ENSEMBLE = {"vessel": 1, "disc": 2, "cup": 1, "fovea": 2, "glaucoma": 2}
+#: Largest probability difference from the fp32 baseline, by the precision that actually ran: the
+#: optimised torch mode runs under bf16 autocast where the CPU computes bf16 natively (``auto``),
+#: and bf16 keeps 8 bits of mantissa (0.022 seen on an AVX-512 BF16 CPU).
+PROBABILITY_TOLERANCE = {"fp32": 1e-3, "bf16 autocast": 0.05}
 
 
 def ensembles(optimise: Runtime | None) -> dict[str, list[Member]]:
@@ -167,7 +171,7 @@ def test_bench_quick_writes_the_result_document(tmp_path: Path) -> None:
     for row in result["networks"]:
         assert row["seconds_per_photo"] > 0 and row["gflop_per_photo"] > 0 and row["peak_rss_mb"] > 0
         assert row["speedup"] > 0 and 0 < row["fraction_of_peak"]
-        assert row["mode"] == "baseline" or row["max_probability_difference"] < 1e-3
+        assert row["mode"] == "baseline" or row["max_probability_difference"] < PROBABILITY_TOLERANCE[row["precision"]]
     pipelines = {(row["pipeline"], row["mode"]): row for row in result["pipelines"]}
     assert set(pipelines) == {(name, mode) for name in ("single model", "report ensemble")
                               for mode in ("baseline", "torch", "onnx")}

@@ -252,6 +252,20 @@ def test_predictions_come_back_at_the_original_size_and_place(tta: bool) -> None
     assert prediction.member_probabilities == pytest.approx([0.5, 0.75], abs=1e-6)
 
 
+def test_a_glaucoma_combiner_turns_the_classifiers_and_the_vcdr_into_the_probability() -> None:
+    from funduskit.inference.glaucoma_combiner import GlaucomaCombiner
+    from funduskit.metrics import vertical_cdr
+
+    image, _ = photo_with_bright_disc()
+    combiner = GlaucomaCombiner(weights=(0.0, 1.0), intercept=0.0, means=(0.0, 0.5), scales=(1.0, 0.1),
+                                images=10, positives=5)
+    [prediction] = predictor([member("disc", BrightRegion())], [member("fovea", BrightestCell())],
+                             thresholds=Thresholds(glaucoma=combiner)).predict([image])
+    vcdr = vertical_cdr(prediction.mask)  # 0 here: the cup network's left half misses the disc
+    assert prediction.classifier_probability == pytest.approx(0.625, abs=1e-6)  # the classifiers' mean
+    assert prediction.glaucoma_probability == pytest.approx(1 / (1 + np.exp(-(vcdr - 0.5) / 0.1)), abs=1e-6)
+
+
 def test_flipped_outputs_are_flipped_back() -> None:
     image, _ = photo_with_bright_disc()
     # Networks that always answer "left": the flipped pass, flipped back, answers "right".

@@ -100,6 +100,7 @@ class BenchOptions:
     isolate: bool = True
     quick: bool = False
     matmul_size: int = 2048
+    precision: str = "auto"  # of the optimised torch mode: auto (bf16 where native), fp32 or bf16
 
     def __post_init__(self) -> None:
         if self.threads <= 0:
@@ -190,8 +191,9 @@ def make_confident(network, task: str, size: int) -> None:  # noqa: ANN001
         network.head.bias[0] = (network.head.bias[0] - threshold) * scale
 
 
-def make_runtime(mode: str, threads: int):  # noqa: ANN201 - Runtime
-    """The runtime of a mode: the optimised one decides bf16 from the CPU; the others are fp32 NCHW."""
+def make_runtime(mode: str, threads: int, precision: str = "auto"):  # noqa: ANN201 - Runtime
+    """The runtime of a mode: the optimised one takes ``precision`` (``auto``: bf16 where the CPU
+    computes it natively, as ``funduskit predict`` does); the others are fp32 NCHW."""
     import torch
 
     from funduskit.runtime_opt import cpu_supports_bf16
@@ -199,7 +201,8 @@ def make_runtime(mode: str, threads: int):  # noqa: ANN201 - Runtime
 
     torch.set_num_threads(threads)
     if mode == "torch":
-        return Runtime(torch.device("cpu"), bf16=cpu_supports_bf16(), channels_last=True, threads=threads)
+        bf16 = {"auto": cpu_supports_bf16(), "bf16": True, "fp32": False}[precision]
+        return Runtime(torch.device("cpu"), bf16=bf16, channels_last=True, threads=threads)
     return Runtime(torch.device("cpu"), bf16=False, channels_last=False, threads=threads)
 
 
@@ -324,7 +327,7 @@ def job_network(options: BenchOptions, task: str, mode: str, work: Path) -> dict
     """One network in one mode: s/photo at batch 1, photos/s at ``batch``, its outputs saved."""
     import torch
 
-    runtime = make_runtime(mode, options.threads)
+    runtime = make_runtime(mode, options.threads, options.precision)
     size = task_config(task, options).data.input_size
     base = build_network(task, options)
     start = time.perf_counter()
@@ -393,7 +396,7 @@ def job_pipeline(options: BenchOptions, name: str, counts: dict[str, int], mode:
     """The whole predictor (preprocessing to post-processed outputs) on synthetic photographs."""
     from funduskit.inference.predictor import Predictor
 
-    runtime = make_runtime(mode, options.threads)
+    runtime = make_runtime(mode, options.threads, options.precision)
     start = time.perf_counter()
     predictor = Predictor(_ensemble(options, counts, mode, runtime, work), runtime)
     setup = time.perf_counter() - start
@@ -435,7 +438,7 @@ def job_stream(options: BenchOptions, counts: dict[str, int], mode: str, work: P
     streamed (made one batch at a time) through the predictor."""
     from funduskit.inference.predictor import Predictor
 
-    runtime = make_runtime(mode, options.threads)
+    runtime = make_runtime(mode, options.threads, options.precision)
     if mode == "onnx":  # as `funduskit predict --backend onnx` sets the process's allocator
         from funduskit.memory import return_freed_buffers_to_system
 
@@ -811,6 +814,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="ensemble sizes: glaucoma, disc, cup, fovea (default 8,4,2,10)")
     parser.add_argument("--modes", type=str, default=",".join(MODES), metavar="M,...",
                         help=f"which of {', '.join(MODES)} (default all)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="of the optimised torch mode (default auto: bf16 autocast where the CPU computes it "
+                             "natively, as funduskit predict does)")
     parser.add_argument("--no-isolate", action="store_true",
                         help="run every configuration in this process (memory figures then are cumulative)")
     return parser
@@ -838,6 +844,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         repeats=args.repeats or (2 if quick else 3), warmup=1, batch=args.batch or (2 if quick else 4),
         photos=photos, ensemble={"vessel": 1, "glaucoma": glaucoma, "disc": disc, "cup": cup, "fovea": fovea},
         modes=modes, isolate=not args.no_isolate, quick=quick, matmul_size=1024 if quick else 2048,
+        precision=args.precision,
     )
 
 

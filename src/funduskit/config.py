@@ -116,8 +116,8 @@ class RuntimeConfig:
 
     ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``.
     ``threads``: ``torch.set_num_threads`` value; 0 keeps torch's default.
-    ``bf16``: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16 instructions),
-    ``"on"`` or ``"off"``.
+    ``bf16``: ``"auto"`` (bf16 autocast on CUDA; on CPUs with native bf16 instructions for
+    prediction only, training on a CPU stays fp32), ``"on"`` or ``"off"``.
     """
 
     device: str = "auto"

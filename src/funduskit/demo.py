@@ -5,13 +5,19 @@ one folder::
 
     OUT/data/train/          synthetic REFUGE2 split folder the models learn from
     OUT/data/test/           a held-out synthetic set (another seed) with its ground truth
+    OUT/data/calibration/    a validation set (a third seed) the post-processing is tuned on
     OUT/models/<task>-k/     one training run directory per model (config, checkpoints, curves)
+    OUT/models/thresholds.json   what ``funduskit tune`` chose on the calibration set's predictions
+    OUT/calibration/         the predictions of the calibration set (with probability maps)
     OUT/predictions/         the REFUGE2 submission, results.csv/json, overlays, report.html
     OUT/predictions/summary.json, per_image.csv   the official REFUGE evaluation
     OUT/demo.json            the plan, the times of each stage, the metrics and the bars
 
 A stage whose output is already complete is not redone, so an interrupted demo, started again
-with the same arguments, continues where it stopped.
+with the same arguments, continues where it stopped, whenever it was stopped (Ctrl-C, ``kill -9``,
+power loss): a finished model (``done`` beside its checkpoints) is kept, an unfinished training run
+is resumed from its ``last.pt`` (or started again when it has none), and the predictions skip the
+photographs already recorded.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ from rich.table import Table
 
 from funduskit.io import image_size
 from funduskit.submission import atomic_write_bytes
+from funduskit.training.checkpoint import LAST
 
 DEMO_FILE = "demo.json"
+#: Written into a model's run directory once its training has finished.
+DONE_FILE = "done"
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,11 @@ class DemoPlan:
         glaucoma_fraction: prevalence in the training set (the held-out set keeps REFUGE's 10%).
         folds: cross-validation folds the training set is split into.
         models: the models to train, in order (the vessel model first: the others read its maps).
-        seed: seed of the training set; the held-out set uses ``seed + 1``.
+        seed: seed of the training set; the held-out set uses ``seed + 1``, the calibration set
+            ``seed + 2``.
+        calibration_images: synthetic validation photographs (REFUGE2's own split has a validation
+            set) on which the disc/cup thresholds and the glaucoma combiner are chosen
+            (``funduskit tune``); 0 skips the tuning.
     """
 
     train_images: int
@@ -93,6 +106,7 @@ class DemoPlan:
     models: tuple[ModelPlan, ...]
     seed: int = 0
     test_glaucoma_fraction: float = 0.1
+    calibration_images: int = 48
 
 
 def _models(folds: tuple[int, ...], epochs: Mapping[str, int] | None = None) -> tuple[ModelPlan, ...]:
@@ -157,12 +171,15 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
     """
     from funduskit.evaluate import evaluate, save_evaluation
     from funduskit.inference.pipeline import PredictOptions, predict_photos
+    from funduskit.inference.model_store import THRESHOLDS_FILE
+    from funduskit.inference.tuning import tune
     from funduskit.synthetic import generate_dataset
     from funduskit.training.train import train
 
     console = console or Console()
     out = Path(out)
     train_dir, test_dir = out / "data" / "train", out / "data" / "test"
+    calibration_dir = out / "data" / "calibration"
     models_dir, predictions_dir = out / "models", out / "predictions"
     seconds: dict[str, float] = {}
 
@@ -185,6 +202,9 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
     stage("synthesise training set", synthesise(train_dir, plan.train_images, plan.seed, plan.glaucoma_fraction))
     stage("synthesise held-out set", synthesise(test_dir, plan.test_images, plan.seed + 1,
                                                 plan.test_glaucoma_fraction))
+    if plan.calibration_images:
+        stage("synthesise calibration set", synthesise(calibration_dir, plan.calibration_images, plan.seed + 2,
+                                                       plan.glaucoma_fraction))
 
     vessel_run: Path | None = None
     for model in plan.models:
@@ -196,17 +216,38 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
             overrides["init.checkpoint"] = str(models_dir / model.init_from / "best.pt")
 
         def fit_one(model: ModelPlan = model, run_dir: Path = run_dir, overrides: dict = overrides) -> None:
-            if (run_dir / "best.pt").is_file() and (run_dir / "done").is_file():
-                console.print(f"{run_dir} is already trained; kept")
+            if (run_dir / "best.pt").is_file() and (run_dir / DONE_FILE).is_file():
+                console.print(f"{run_dir} is already trained; kept", soft_wrap=True)
                 return
-            result = train(model.task, train_dir, overrides=overrides, out=run_dir, show_progress=progress)
-            (run_dir / "done").write_text(f"{result.metric}={result.best_metric}\n")
+            if (run_dir / LAST).is_file():  # interrupted: continue from the last finished epoch
+                console.print(f"{run_dir} was interrupted; resuming it", soft_wrap=True)
+                result = train(model.task, train_dir, resume=run_dir, show_progress=progress)
+            else:
+                result = train(model.task, train_dir, overrides=overrides, out=run_dir, show_progress=progress)
+            _write_text(run_dir / DONE_FILE, f"{result.metric}={result.best_metric}\n")
             console.print(f"{model.name}: best validation {result.metric} {result.best_metric:.4f} "
                           f"at epoch {result.best_epoch}")
 
         stage(f"train {model.name}", fit_one)
         if model.task == "vessel":
             vessel_run = run_dir
+
+    if plan.calibration_images:
+        calibration_predictions = out / "calibration"
+
+        def tune_on_calibration() -> None:
+            if (models_dir / THRESHOLDS_FILE).is_file():  # predicting again would apply what was tuned
+                console.print(f"{models_dir / THRESHOLDS_FILE} is already tuned; kept", soft_wrap=True)
+                return
+            predict_photos([calibration_dir / "Images"], models_dir, calibration_predictions,
+                           PredictOptions(save_probabilities=True), progress=progress)
+            result, path = tune(calibration_predictions, calibration_dir, out=models_dir)
+            combined = (f"; glaucoma combiner AUROC on it {result.glaucoma_auroc['combined']:.3f} (classifier "
+                        f"{result.glaucoma_auroc['classifier']:.3f}, vCDR {result.glaucoma_auroc['vcdr']:.3f})"
+                        if result.thresholds.glaucoma is not None else f"; {result.glaucoma_note}")
+            console.print(f"{path}: disc {result.thresholds.disc:.2f}, cup {result.thresholds.cup:.2f}{combined}")
+
+        stage("predict and tune on calibration set", tune_on_calibration)
 
     summary = {}
     stage("predict held-out set", lambda: summary.setdefault(
@@ -266,6 +307,10 @@ def _synthetic_complete(folder: Path, n: int) -> bool:
     return (folder / "synth.json").is_file() and len(list((folder / "Images").glob("*.jpg"))) == n
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
+def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, default=str) + "\n").encode())
+    atomic_write_bytes(path, text.encode())
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(payload, indent=2, default=str) + "\n")

@@ -14,7 +14,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Read the probability maps that `funduskit predict --save-probabilities` wrote for validation "
             "photographs, choose the disc threshold with the best mean Dice and the cup threshold with the "
             "best mean cup Dice minus vCDR error, and write thresholds.json where `funduskit predict` reads "
-            "it: the --models folder of those predictions, or --out."
+            "it: the --models folder of those predictions, or --out. When the ground truth has glaucoma "
+            "labels, also fit the glaucoma combiner (a logistic model on the classifiers' probability and "
+            "the measured vCDR) that `funduskit predict` then uses."
         ),
     )
     parser.add_argument("--pred", type=Path, required=True, metavar="DIR", help="a `funduskit predict` output folder")
@@ -42,5 +44,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{result.cup_dice:.4f}", f"{result.vcdr_error:.4f}")
     console = Console()
     console.print(table)
+    if result.thresholds.glaucoma is not None:
+        scores = ", ".join(f"{name} {value:.3f}" for name, value in result.glaucoma_auroc.items())
+        console.print(f"Glaucoma combiner fitted on {result.thresholds.glaucoma.images} labelled photographs "
+                      f"(AUROC on them: {scores})")
+    elif result.glaucoma_note:
+        console.print(result.glaucoma_note)
     console.print(f"Wrote {path}", soft_wrap=True)
     return 0

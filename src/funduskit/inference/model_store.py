@@ -14,7 +14,9 @@
       fovea: [runs/fovea-fold0, runs/fovea-fold1]
       glaucoma: [runs/glaucoma-normalize-fold0, runs/glaucoma-zlm-fold0]
 
-The post-processing thresholds chosen by ``funduskit tune`` live in ``DIR/thresholds.json``.
+The post-processing thresholds chosen by ``funduskit tune`` live in ``DIR/thresholds.json``, with
+the glaucoma combiner it fits when the validation photographs have labels
+(:mod:`funduskit.inference.glaucoma_combiner`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import yaml
 
 from funduskit.config import TASKS, TrainConfig, load_config
 from funduskit.errors import DataError, FunduskitError
+from funduskit.inference.glaucoma_combiner import GlaucomaCombiner
 
 MANIFEST = "models.yaml"
 THRESHOLDS_FILE = "thresholds.json"
@@ -61,13 +64,18 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Post-processing thresholds of the disc and cup probability maps."""
+    """What ``funduskit tune`` chose on validation predictions: the post-processing thresholds of
+    the disc and cup probability maps, and (optional) the glaucoma combiner."""
 
     disc: float = 0.5
     cup: float = 0.5
+    glaucoma: GlaucomaCombiner | None = None
 
-    def as_dict(self) -> dict[str, float]:
-        return {"disc": self.disc, "cup": self.cup}
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"disc": self.disc, "cup": self.cup}
+        if self.glaucoma is not None:
+            data["glaucoma"] = self.glaucoma.as_dict()
+        return data
 
 
 def read_run(run_dir: str | Path) -> RunInfo:
@@ -168,11 +176,12 @@ def read_thresholds(models_dir: str | Path) -> Thresholds:
         return Thresholds()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        thresholds = Thresholds(disc=float(data["disc"]), cup=float(data["cup"]))
+        combiner = GlaucomaCombiner.from_dict(data["glaucoma"]) if data.get("glaucoma") else None
+        thresholds = Thresholds(disc=float(data["disc"]), cup=float(data["cup"]), glaucoma=combiner)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(path, f"cannot be read ({error})",
                         fix="expected {\"disc\": 0.5, \"cup\": 0.5}; rerun `funduskit tune` or delete it") from error
-    for name, value in thresholds.as_dict().items():
+    for name, value in (("disc", thresholds.disc), ("cup", thresholds.cup)):
         if not 0.0 < value < 1.0:
             raise DataError(path, f"{name} threshold {value} is outside (0, 1)")
     return thresholds

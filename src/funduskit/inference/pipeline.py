@@ -115,7 +115,7 @@ class PredictSummary:
     failed: int
     seconds: float
     runs: dict[str, list[str]] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, object] = field(default_factory=dict)
     runtime: str = ""
 
     @property
@@ -407,6 +407,7 @@ class _Writer:
             height=int(image.shape[0]),
             glaucoma_probability=prediction.glaucoma_probability,
             glaucoma_spread=prediction.glaucoma_spread,
+            classifier_probability=prediction.classifier_probability,
             vcdr=measures.vcdr,
             hcdr=measures.hcdr,
             disc_area=measures.disc_area,

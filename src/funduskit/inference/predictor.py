@@ -35,6 +35,7 @@ from funduskit.errors import FunduskitError
 from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
+from funduskit.metrics import vertical_cdr
 from funduskit.models.fovea import decode_fovea
 from funduskit.models.maps import resize_maps
 from funduskit.preprocess import Geometry, preprocess
@@ -93,8 +94,10 @@ class PhotoPrediction:
         disc_probability, cup_probability: (H, W) float32 ensemble-mean maps before thresholding.
         vessels: (H, W) float32 vessel probability.
         fovea: (x, y) ensemble mean; fovea_spread: RMS distance of the members' points to it.
-        glaucoma_probability: ensemble mean; glaucoma_spread: standard deviation over members.
+        glaucoma_probability: ensemble mean, or its combination with the vCDR of ``mask`` when
+            the thresholds hold a glaucoma combiner; glaucoma_spread: standard deviation over members.
         member_probabilities: each classifier's probability (flips averaged), in ensemble order.
+        classifier_probability: the ensemble mean, when a combiner gave ``glaucoma_probability``.
     """
 
     mask: np.ndarray
@@ -106,6 +109,7 @@ class PhotoPrediction:
     glaucoma_probability: float
     glaucoma_spread: float
     member_probabilities: list[float] = field(default_factory=list)
+    classifier_probability: float | None = None
 
 
 class Predictor:
@@ -192,6 +196,10 @@ class Predictor:
             )
             fovea, fovea_spread = mean_point(foveae[index])
             probability, spread = mean_and_spread(glaucoma[index])
+            classifier_probability = None
+            if self.thresholds.glaucoma is not None:
+                classifier_probability = probability
+                probability = self.thresholds.glaucoma.probability(probability, vertical_cdr(mask))
             predictions.append(PhotoPrediction(
                 mask=mask,
                 disc_probability=disc_map,
@@ -202,6 +210,7 @@ class Predictor:
                 glaucoma_probability=probability,
                 glaucoma_spread=spread,
                 member_probabilities=[float(p) for p in glaucoma[index]],
+                classifier_probability=classifier_probability,
             ))
         return predictions
 

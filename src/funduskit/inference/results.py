@@ -37,8 +37,10 @@ class ImageResult:
         image_path: the photograph as given.
         status: ``"ok"`` or ``"error"``; ``error`` says why.
         width, height: image size.
-        glaucoma_probability: ensemble mean of the classifiers' probabilities.
+        glaucoma_probability: ensemble mean of the classifiers' probabilities, or, when the models
+            folder holds a glaucoma combiner (``funduskit tune``), its combination with the vCDR.
         glaucoma_spread: standard deviation of the members' (and flips') probabilities.
+        classifier_probability: the classifiers' mean, when a combiner gave ``glaucoma_probability``.
         vcdr, hcdr: vertical (official definition) and horizontal cup-to-disc ratios.
         disc_area, cup_area: pixels.
         disc_x, disc_y: disc centroid.
@@ -58,6 +60,7 @@ class ImageResult:
     height: int | None = None
     glaucoma_probability: float | None = None
     glaucoma_spread: float | None = None
+    classifier_probability: float | None = None
     vcdr: float | None = None
     hcdr: float | None = None
     disc_area: int | None = None

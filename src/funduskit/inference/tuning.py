@@ -11,6 +11,11 @@ with ground truth, with the full post-processing applied at each candidate thres
 
 Ties go to the threshold closest to 0.5. Dice and vCDR are computed at the saved maps' size (the
 reference mask is resized to it, nearest neighbour); vCDR is a ratio, so the size hardly matters.
+
+3. glaucoma, when the ground truth has labels (at least
+   :data:`~funduskit.inference.glaucoma_combiner.MIN_PER_CLASS` of each class): the combiner of the
+   classifiers' probability and the vCDR measured at the chosen thresholds
+   (:mod:`funduskit.inference.glaucoma_combiner`), fitted on the validation photographs.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ import cv2
 import numpy as np
 
 from funduskit.errors import DataError, FunduskitError
+from funduskit.inference.glaucoma_combiner import MIN_PER_CLASS, GlaucomaCombiner, fit_combiner
 from funduskit.inference.model_store import THRESHOLDS_FILE, Thresholds
 from funduskit.inference.pipeline import PROBABILITIES_DIR, RUN_RECORD
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
-from funduskit.inference.results import atomic_write_text
-from funduskit.metrics import cup_of, dice, disc_of, vertical_cdr
+from funduskit.inference.results import atomic_write_text, load_result
+from funduskit.metrics import auroc, cup_of, dice, disc_of, vertical_cdr
 from funduskit.submission import image_stem
 
 #: Candidate thresholds: 0.05, 0.10, ..., 0.95.
@@ -43,6 +49,8 @@ class ValidationCase:
     disc_probability: np.ndarray  # (h, w) float32
     cup_probability: np.ndarray  # (h, w) float32
     reference: np.ndarray  # (h, w) uint8 REFUGE mask
+    label: int | None = None  # 1 = glaucoma, 0 = normal, None = unknown
+    classifier_probability: float | None = None  # the classifiers' mean, from the prediction's record
 
 
 @dataclass
@@ -57,11 +65,13 @@ class TuneResult:
     default_scores: dict[str, float]
     disc_curve: list[dict[str, float]] = field(default_factory=list)
     cup_curve: list[dict[str, float]] = field(default_factory=list)
+    glaucoma_auroc: dict[str, float] = field(default_factory=dict)  # classifier / vcdr / combined (in-sample)
+    glaucoma_note: str = ""  # why no combiner was fitted, when none was
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
-        data.update(self.thresholds.as_dict())
         del data["thresholds"]
+        data.update(self.thresholds.as_dict())
         return data
 
 
@@ -87,7 +97,12 @@ def load_validation_cases(pred_dir: str | Path, gt_dir: str | Path, *, gt_format
         cup = np.load(cup_path).astype(np.float32)
         reference = load_disc_cup_mask(sample)
         reference = cv2.resize(reference, (disc.shape[1], disc.shape[0]), interpolation=cv2.INTER_NEAREST)
-        cases.append(ValidationCase(stem, disc, cup, reference))
+        record = load_result(pred_dir, sample.image_id)
+        classifier = None
+        if record is not None and record.glaucoma_probability is not None:
+            classifier = (record.classifier_probability if record.classifier_probability is not None
+                          else record.glaucoma_probability)
+        cases.append(ValidationCase(stem, disc, cup, reference, sample.label, classifier))
     if not cases:
         raise DataError(pred_dir, f"no saved probability maps match a reference disc/cup mask of {gt_dir}",
                         fix="predict the same photographs as the ground truth with --save-probabilities")
@@ -112,8 +127,9 @@ def choose_thresholds(cases: Sequence[ValidationCase], grid: Sequence[float] = D
     default_discs = [clean_mask(c.disc_probability, 0.5) for c in cases]
     default = _cup_scores(cases, default_discs, 0.5)
     default["disc_dice"] = float(np.mean([dice(d, disc_of(c.reference)) for d, c in zip(default_discs, cases)]))
+    combiner, aurocs, note = choose_glaucoma_combiner(cases, discs, cup_threshold)
     return TuneResult(
-        thresholds=Thresholds(disc=disc_threshold, cup=cup_threshold),
+        thresholds=Thresholds(disc=disc_threshold, cup=cup_threshold, glaucoma=combiner),
         images=len(cases),
         disc_dice=max(row["disc_dice"] for row in disc_curve),
         cup_dice=chosen["cup_dice"],
@@ -121,7 +137,28 @@ def choose_thresholds(cases: Sequence[ValidationCase], grid: Sequence[float] = D
         default_scores=default,
         disc_curve=disc_curve,
         cup_curve=cup_curve,
+        glaucoma_auroc=aurocs,
+        glaucoma_note=note,
     )
+
+
+def choose_glaucoma_combiner(cases: Sequence[ValidationCase], discs: Sequence[np.ndarray], cup_threshold: float
+                             ) -> tuple[GlaucomaCombiner | None, dict[str, float], str]:
+    """The combiner fitted on the labelled cases (vCDR at the chosen thresholds), the in-sample
+    AUROC of the classifier, the vCDR and the combination, and why no combiner was fitted if none was."""
+    labelled = [(case, disc) for case, disc in zip(cases, discs)
+                if case.label is not None and case.classifier_probability is not None]
+    labels = [int(case.label) for case, _ in labelled]  # type: ignore[arg-type]
+    if min(sum(labels), len(labels) - sum(labels)) < MIN_PER_CLASS:
+        return None, {}, (f"no glaucoma combiner: {sum(labels)} glaucomatous and {len(labels) - sum(labels)} normal "
+                          f"labelled photographs with a classifier probability (at least {MIN_PER_CLASS} of each needed)")
+    classifier = [float(case.classifier_probability) for case, _ in labelled]  # type: ignore[arg-type]
+    vcdrs = [vertical_cdr(merge_disc_cup(disc, clean_mask(case.cup_probability, cup_threshold)))
+             for case, disc in labelled]
+    combiner = fit_combiner(classifier, vcdrs, labels)
+    combined = [combiner.probability(p, v) for p, v in zip(classifier, vcdrs)]
+    aurocs = {"classifier": auroc(labels, classifier), "vcdr": auroc(labels, vcdrs), "combined": auroc(labels, combined)}
+    return combiner, {key: float(value) for key, value in aurocs.items()}, ""
 
 
 def _cup_scores(cases: Sequence[ValidationCase], discs: Sequence[np.ndarray], threshold: float) -> dict[str, float]:

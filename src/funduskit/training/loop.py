@@ -366,11 +366,13 @@ def _save_epoch(run_dir: Path, task: Task, parts: Parts, schedule: Any, run: _Ru
         "config": parts.config.to_dict(),
         "rng": ckpt.capture_rng_state(),
     }
-    ckpt.save_checkpoint(state, run_dir / ckpt.LAST)
+    # last.pt is written last: it is what a resumed run starts from, so an interruption anywhere
+    # before it (even inside the best.pt write) makes the resumed run redo this whole epoch.
     if is_best:
         ckpt.save_checkpoint(state, run_dir / ckpt.BEST)
     write_metrics_csv(run.history, run_dir / METRICS_FILE)
     plot_curves(run.history, run_dir / CURVES_FILE, metric=task.metric, title=f"{task.name} — {run_dir.name}")
+    ckpt.save_checkpoint(state, run_dir / ckpt.LAST)
 
 
 def _starting_weights(config: TrainConfig) -> str:
@@ -403,7 +405,7 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
     _check_run_dir(run_dir, resume)
     console = console or Console(stderr=True, quiet=not show_progress)
     task = get_task(config.task)
-    runtime = resolve_runtime(config.runtime)
+    runtime = resolve_runtime(config.runtime, training=True)
     seed_everything(config.seed)
     split, train_samples, validation_samples = _split_samples(task, config, samples, run_dir, resume, console)
     parts = build_parts(task, config, runtime)

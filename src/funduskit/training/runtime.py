@@ -2,7 +2,10 @@
 
 On CPUs bf16 autocast is only worth it (and only accurate enough to be the default) with native
 bf16 instructions (AVX-512 BF16 or AMX); on others, e.g. AVX2-only cores, it is emulated and
-slower than fp32, so ``bf16="auto"`` turns it off there. channels_last speeds up the depthwise
+slower than fp32, so ``bf16="auto"`` turns it off there. For *training* on a CPU ``auto`` means
+fp32 on every kind: bf16 autocast changed what the small networks learned (the demo's glaucoma
+AUROC 0.80 under bf16 vs 0.88 in fp32, docs/decisions.md "Precision"), and a model must not depend
+on which CPU trained it. On CUDA ``auto`` is bf16 autocast where the GPU supports it. channels_last speeds up the depthwise
 convolutions of EfficientNet several times on CPU (see ``docs/training.md``).
 """
 
@@ -62,8 +65,14 @@ class Runtime:
         return ", ".join(parts)
 
 
-def resolve_runtime(config: RuntimeConfig) -> Runtime:
-    """Apply ``config``: pick the device, set torch's thread count, decide on bf16."""
+def resolve_runtime(config: RuntimeConfig, *, training: bool = False) -> Runtime:
+    """Apply ``config``: pick the device, set torch's thread count, decide on bf16.
+
+    Args:
+        config: the run's runtime settings.
+        training: the runtime of a training run (``bf16="auto"`` is then fp32 on CPU; see the
+            module doc); else of prediction.
+    """
     if config.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -76,7 +85,7 @@ def resolve_runtime(config: RuntimeConfig) -> Runtime:
         raise FunduskitError(f"runtime.bf16 must be 'auto', 'on' or 'off', not {config.bf16!r}")
     if config.bf16 == "auto":
         bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
-            device.type == "cpu" and cpu_has_native_bf16()
+            device.type == "cpu" and not training and cpu_has_native_bf16()
         )
     else:
         bf16 = config.bf16 == "on"
