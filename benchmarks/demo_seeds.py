@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from funduskit.demo import BARS, DEMO_FILE, FULL_PLAN, QUICK_PLAN, run_demo
+    from funduskit.tools.demo import BARS, DEMO_FILE, FULL_PLAN, QUICK_PLAN, run_demo
 
     args = parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]

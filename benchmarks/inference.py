@@ -7,14 +7,14 @@ Usage (from the repository root)::
 
 the same as ``funduskit bench``. Prints the tables (per network, the single-model pipeline, the
 report's full ensemble, memory over many photographs, the targets) and writes them as JSON with
-the command that reproduces them. See ``docs/performance.md`` and :mod:`funduskit.bench`.
+the command that reproduces them. See ``docs/performance.md`` and :mod:`funduskit.tools.bench`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from funduskit.bench import main
+from funduskit.tools.bench import main
 
 if __name__ == "__main__":
     sys.exit(main(program="python benchmarks/inference.py"))

@@ -83,10 +83,10 @@ def step_timings(task: str, preset_name: str, repeats: int = 5) -> dict[str, flo
 
     import torch
 
-    from funduskit.config import preset
-    from funduskit.training.builders import build_model
+    from funduskit.core.config import preset
+    from funduskit.runs.networks import build_model
+    from funduskit.runtime.device import cpu_has_native_bf16
     from funduskit.training.losses import build_loss
-    from funduskit.training.runtime import cpu_has_native_bf16
 
     config = preset(task, preset_name)
     size, batch = config.data.input_size, config.batch_size
@@ -126,8 +126,8 @@ def step_timings(task: str, preset_name: str, repeats: int = 5) -> dict[str, flo
 
 def train_and_score(task: str, args: argparse.Namespace, train_dir: Path, test_dir: Path, runs: Path,
                     vessel_run: Path | None) -> dict[str, object]:
-    from funduskit.config import override, parse_assignment, preset
-    from funduskit.datasets import read_dataset
+    from funduskit.core.config import override, parse_assignment, preset
+    from funduskit.data.datasets import read_dataset
     from funduskit.training import evaluate_checkpoint, fit
 
     changes: dict[str, object] = {}

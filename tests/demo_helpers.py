@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from funduskit.demo import DemoPlan, ModelPlan
+from funduskit.tools.demo import DemoPlan, ModelPlan
 
 TINY_ENCODER = "test_efficientnet"
 TWO_BRANCH = {"model.kwargs.photo_encoder": TINY_ENCODER, "model.kwargs.vessel_encoder": TINY_ENCODER,
@@ -34,6 +34,6 @@ LONG_LAST_STAGE = replace(TINY_PLAN, models=TINY_MODELS[:-1] + (
 if __name__ == "__main__":
     from rich.console import Console
 
-    from funduskit.demo import run_demo
+    from funduskit.tools.demo import run_demo
 
     run_demo(sys.argv[1], LONG_LAST_STAGE, console=Console(width=120), progress=False)

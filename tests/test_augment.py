@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from funduskit.augment import (
+from funduskit.core.errors import DataError
+from funduskit.transforms.augment import (
     STRENGTHS,
     TASKS,
     AugmentedSample,
@@ -18,8 +19,7 @@ from funduskit.augment import (
     load_augmentation,
     save_augmentation,
 )
-from funduskit.errors import DataError
-from funduskit.preprocess import Geometry
+from funduskit.transforms.preprocess import Geometry
 
 HEIGHT, WIDTH, SIZE = 420, 470, 160
 DISC_CENTRE, DISC_AXES, CUP_AXES = (140, 200), (38, 44), (16, 20)

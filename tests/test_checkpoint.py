@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from funduskit.errors import DataError
-from funduskit.training import checkpoint as ckpt
+from funduskit.core.errors import DataError
+from funduskit.runs import checkpoint as ckpt
 
 
 def test_round_trip_loads_with_weights_only(tmp_path: Path) -> None:

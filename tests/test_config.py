@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from funduskit.config import (
+from funduskit.core.config import (
     PRESETS,
     TASKS,
     TrainConfig,
@@ -16,7 +16,7 @@ from funduskit.config import (
     preset,
     save_config,
 )
-from funduskit.errors import DataError, FunduskitError
+from funduskit.core.errors import DataError, FunduskitError
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from funduskit.datasets import (
+from funduskit.core.errors import DataError, FunduskitError
+from funduskit.data.datasets import (
     FORMATS,
     detect_format,
     has_cup_annotation,
@@ -21,9 +22,8 @@ from funduskit.datasets import (
     load_vessel_mask,
     read_dataset,
 )
-from funduskit.datasets.riga import ink_mask, outlines_to_disc_cup
-from funduskit.errors import DataError, FunduskitError
-from funduskit.sample import Sample
+from funduskit.data.datasets.riga import ink_mask, outlines_to_disc_cup
+from funduskit.data.sample import Sample
 
 W, H = 80, 72  # every photograph here is 80 wide, 72 high (io refuses sides under 64)
 DISC_CENTRE, DISC_AXES, CUP_AXES = (40, 36), (18, 16), (8, 7)

@@ -4,20 +4,20 @@ demo killed in the middle of a training stage, started again, ends with the unin
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from demo_helpers import GLAUCOMA_EPOCHS, LONG_LAST_STAGE, TINY_MODELS, TINY_PLAN
 from rich.console import Console
 
-from funduskit.demo import BARS, DEMO_FILE, DONE_FILE, run_demo
-from funduskit.training.checkpoint import load_checkpoint
+from funduskit.runs.checkpoint import load_checkpoint
+from funduskit.tools.demo import BARS, DEMO_FILE, DONE_FILE, run_demo
+
 
 def test_tiny_demo_runs_every_stage_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "demo"
@@ -49,7 +49,7 @@ def test_tiny_demo_runs_every_stage_and_resumes(tmp_path: Path) -> None:
 
 
 def test_full_plan_trains_each_model_after_the_models_it_reads() -> None:
-    from funduskit.demo import FULL_PLAN
+    from funduskit.tools.demo import FULL_PLAN
 
     names = [model.name for model in FULL_PLAN.models]
     assert names[0] == "vessel-fold0"

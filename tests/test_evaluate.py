@@ -14,11 +14,16 @@ import cv2
 import numpy as np
 import pytest
 
-from funduskit.datasets import read_dataset
-from funduskit.errors import DataError
-from funduskit.sample import Sample
-from funduskit.evaluate import PER_IMAGE_COLUMNS, evaluate, save_evaluation, summary_table
-from funduskit.submission import (
+from funduskit.core.errors import DataError
+from funduskit.data.datasets import read_dataset
+from funduskit.data.sample import Sample
+from funduskit.scoring.evaluate import (
+    PER_IMAGE_COLUMNS,
+    evaluate,
+    save_evaluation,
+    summary_table,
+)
+from funduskit.scoring.submission import (
     CLASSIFICATION_FILE,
     FOVEA_FILE,
     SEGMENTATION_DIR,
@@ -163,7 +168,7 @@ def test_disc_only_references_score_the_disc_only(tmp_path: Path, monkeypatch: p
             Sample(f"{stem}.jpg", tmp_path / f"{stem}.jpg", disc_cup_mask_path=tmp_path / f"{stem}_disc.png",
                    mask_format="disc-only-black", source="palm")
         )
-    monkeypatch.setattr("funduskit.datasets.read_dataset", lambda path, format=None: samples)
+    monkeypatch.setattr("funduskit.data.datasets.read_dataset", lambda path, format=None: samples)
     submission = perturbed_submission()
     write_submission(Submission(segmentation={s: submission.segmentation[s] for s in ("S0001", "S0003")}), tmp_path / "p")
     result = evaluate(tmp_path / "p", tmp_path, progress=False)

@@ -14,18 +14,23 @@ import yaml
 
 pytest.importorskip("onnxruntime")
 
-from funduskit.bench import BenchOptions, build_network, synthetic_photo, task_config  # noqa: E402
 from funduskit.cli import main  # noqa: E402
-from funduskit.config import save_config  # noqa: E402
-from funduskit.errors import FunduskitError  # noqa: E402
-from funduskit.export import export_network  # noqa: E402
+from funduskit.core.config import save_config  # noqa: E402
+from funduskit.core.errors import FunduskitError  # noqa: E402
 from funduskit.inference.model_store import MANIFEST, find_runs  # noqa: E402
 from funduskit.inference.onnx_backend import OnnxNetwork, load_onnx_network  # noqa: E402
 from funduskit.inference.pipeline import PredictOptions, predict_photos  # noqa: E402
 from funduskit.inference.predictor import load_network  # noqa: E402
-from funduskit.metrics import dice  # noqa: E402
-from funduskit.training.checkpoint import save_checkpoint  # noqa: E402
-from funduskit.training.runtime import Runtime  # noqa: E402
+from funduskit.runs.checkpoint import save_checkpoint  # noqa: E402
+from funduskit.runtime.device import Runtime  # noqa: E402
+from funduskit.scoring.metrics import dice  # noqa: E402
+from funduskit.tools.bench import (  # noqa: E402
+    BenchOptions,
+    build_network,
+    synthetic_photo,
+    task_config,
+)
+from funduskit.tools.export import export_network  # noqa: E402
 
 TINY = BenchOptions(preset="tiny", size_scale=0.2, threads=1)
 CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=True, threads=1)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 from funduskit.inference.glaucoma_combiner import GlaucomaCombiner, fit_combiner, logit
 from funduskit.inference.model_store import read_thresholds
-from funduskit.metrics import auroc
+from funduskit.scoring.metrics import auroc
 
 
 def separable_cases(n: int = 40, seed: int = 0) -> tuple[list[float], list[float], list[int]]:
@@ -52,10 +52,10 @@ def test_too_few_photographs_of_a_class_is_an_error() -> None:
 def test_tune_fits_the_combiner_on_labelled_predictions(tmp_path: Path) -> None:
     """Saved maps whose cup follows the reference (so the vCDR is right) and records whose
     classifier probability is noise: tune writes a combiner that predict reads back."""
-    from funduskit.datasets import read_dataset
+    from funduskit.data.datasets import read_dataset
+    from funduskit.data.io import load_mask
     from funduskit.inference.results import ImageResult, save_result
     from funduskit.inference.tuning import tune
-    from funduskit.io import load_mask
     from funduskit.synthetic import generate_dataset
 
     dataset = tmp_path / "validation"

@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from funduskit import io as fio
-from funduskit.errors import DataError
-from funduskit.io import FieldOfView, find_fov, frame_fov, image_size, load_image, load_mask
+from funduskit.core.errors import DataError
+from funduskit.data import io as fio
+from funduskit.data.io import (
+    FieldOfView,
+    find_fov,
+    frame_fov,
+    image_size,
+    load_image,
+    load_mask,
+)
 
 
 def _noise_image(height: int = 90, width: int = 120, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 from funduskit.training.losses import (
     BCEDiceLoss,
     FoveaLoss,

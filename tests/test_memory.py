@@ -11,10 +11,10 @@ import sys
 import torch
 
 from funduskit.inference.pipeline import default_batch_size
-from funduskit.memory import return_freed_buffers_to_system
+from funduskit.runtime.memory import return_freed_buffers_to_system
 
 #: Imported by training only; prediction with ONNX Runtime must not pay for them (about 200 MB).
-TRAINING_ONLY = ("timm", "torchvision", "albumentations", "funduskit.training.loop", "funduskit.datasets")
+TRAINING_ONLY = ("timm", "torchvision", "albumentations", "funduskit.training.loop", "funduskit.data.datasets")
 
 
 def _run_fresh(code: str) -> tuple[list[str], set[str]]:
@@ -32,7 +32,7 @@ def test_onnx_prediction_does_not_import_the_training_stack():
         "from funduskit.inference.pipeline import predict_photos\n"
         "from funduskit.inference.onnx_backend import load_onnx_network\n"
         "from funduskit.models.fovea import decode_fovea\n"
-        "from funduskit.training.runtime import resolve_runtime"
+        "from funduskit.runtime.device import resolve_runtime"
     )
     assert "funduskit.inference.predictor" in loaded
     assert not loaded & set(TRAINING_ONLY), sorted(loaded & set(TRAINING_ONLY))

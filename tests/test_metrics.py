@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from funduskit.metrics import (
+from funduskit.scoring.metrics import (
     CDR_EPS,
     absolute_error,
     auroc,

@@ -11,7 +11,7 @@ import timm
 import torch
 from torch import nn
 
-from funduskit.errors import DataError, FunduskitError
+from funduskit.core.errors import DataError, FunduskitError
 from funduskit.models import (
     FINDINGS,
     FunduskitModel,

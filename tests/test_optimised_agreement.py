@@ -3,7 +3,7 @@ channels_last (and bf16 autocast, emulated on CPUs without it) against eager fp3
 same weights; and ``funduskit bench --quick`` writes its JSON document.
 
 The networks are tiny and untrained, with their last layer calibrated on a synthetic photograph
-(:func:`funduskit.bench.make_confident`: logits with a standard deviation of 6, a fifth of the
+(:func:`funduskit.tools.bench.make_confident`: logits with a standard deviation of 6, a fifth of the
 pixels in the disc, the cup the disc map's top 6 %) so that probability maps are confident, as a
 trained network's are: thresholded masks then have real boundaries instead of flipping with every
 rounding error near 0.5, and each check asserts the masks are non-trivial before comparing them.
@@ -19,11 +19,10 @@ import pytest
 import torch
 from torch import nn
 
-from funduskit.bench import BenchOptions, build_network, synthetic_photo, task_config
 from funduskit.inference.model_store import RunInfo
 from funduskit.inference.predictor import Member, PhotoPrediction, Predictor
-from funduskit.metrics import dice
-from funduskit.runtime_opt import (
+from funduskit.runtime.device import Runtime
+from funduskit.runtime.optimise import (
     ActivationOnly,
     WinogradConv2d,
     fold_batch_norms,
@@ -31,7 +30,13 @@ from funduskit.runtime_opt import (
     use_winograd_convolutions,
     winograd_available,
 )
-from funduskit.training.runtime import Runtime
+from funduskit.scoring.metrics import dice
+from funduskit.tools.bench import (
+    BenchOptions,
+    build_network,
+    synthetic_photo,
+    task_config,
+)
 
 TINY = BenchOptions(preset="tiny", size_scale=0.2, threads=1)
 BASELINE = Runtime(torch.device("cpu"), bf16=False, channels_last=False, threads=1)

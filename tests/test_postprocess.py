@@ -16,7 +16,7 @@ from funduskit.inference.postprocess import (
     merge_disc_cup,
     postprocess_disc_cup,
 )
-from funduskit.metrics import cup_of, disc_of
+from funduskit.scoring.metrics import cup_of, disc_of
 
 
 def _mask(rows: list[str]) -> np.ndarray:

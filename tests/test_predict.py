@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from funduskit.cli import main
-from funduskit.config import override, preset, save_config
-from funduskit.errors import DataError, FunduskitError
+from funduskit.core.config import override, preset, save_config
+from funduskit.core.errors import DataError, FunduskitError
 from funduskit.inference.model_store import (
     MANIFEST,
     RunInfo,
@@ -27,10 +27,10 @@ from funduskit.inference.model_store import (
     require_tasks,
 )
 from funduskit.inference.predictor import Member, Predictor, prepare_inputs
-from funduskit.metrics import dice
 from funduskit.models import create_model
-from funduskit.training.checkpoint import save_checkpoint
-from funduskit.training.runtime import Runtime
+from funduskit.runs.checkpoint import save_checkpoint
+from funduskit.runtime.device import Runtime
+from funduskit.scoring.metrics import dice
 
 CPU_FP32 = Runtime(device=torch.device("cpu"), bf16=False, channels_last=True, threads=1)
 TINY_TWO_BRANCH = {"photo_encoder": "test_efficientnet", "vessel_encoder": "test_efficientnet"}
@@ -254,7 +254,7 @@ def test_predictions_come_back_at_the_original_size_and_place(tta: bool) -> None
 
 def test_a_glaucoma_combiner_turns_the_classifiers_and_the_vcdr_into_the_probability() -> None:
     from funduskit.inference.glaucoma_combiner import GlaucomaCombiner
-    from funduskit.metrics import vertical_cdr
+    from funduskit.scoring.metrics import vertical_cdr
 
     image, _ = photo_with_bright_disc()
     combiner = GlaucomaCombiner(weights=(0.0, 1.0), intercept=0.0, means=(0.0, 0.5), scales=(1.0, 0.1),
@@ -403,7 +403,7 @@ def test_predict_on_a_real_photograph(models_dir: Path, tmp_path: Path) -> None:
 
 def test_tune_picks_thresholds_and_predict_reads_them(dataset: Path, models_dir: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from funduskit.io import load_mask
+    from funduskit.data.io import load_mask
 
     models = tmp_path / "models"
     models.mkdir()

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from funduskit.io import FieldOfView
-from funduskit.preprocess import (
+from funduskit.data.io import FieldOfView
+from funduskit.transforms.preprocess import (
     PREPROCESSINGS,
     ZERO_LOCAL_MEAN_SIGMA_FRACTION,
     Geometry,

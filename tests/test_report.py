@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from funduskit.inference.results import ImageResult, write_tables
-from funduskit.report import (
+from funduskit.inference.report import (
     CUP_COLOUR,
     DISC_COLOUR,
     FOVEA_COLOUR,
@@ -25,6 +24,7 @@ from funduskit.report import (
     write_overlay,
     write_report,
 )
+from funduskit.inference.results import ImageResult, write_tables
 
 CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome")
                  if (found := shutil.which(name))), None)

@@ -14,11 +14,12 @@ import pytest
 import torch
 from training_helpers import samples, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
-from funduskit.config import RuntimeConfig
-from funduskit.sample import Sample
-from funduskit.training import fit, load_checkpoint
-from funduskit.training import runtime as runtime_module
-from funduskit.training.runtime import cpu_has_native_bf16, resolve_runtime
+from funduskit.core.config import RuntimeConfig
+from funduskit.data.sample import Sample
+from funduskit.runs.checkpoint import load_checkpoint
+from funduskit.runtime import device as runtime_module
+from funduskit.runtime.device import cpu_has_native_bf16, resolve_runtime
+from funduskit.training import fit
 
 
 @pytest.mark.parametrize("native", [False, True], ids=["avx2-only", "native-bf16"])

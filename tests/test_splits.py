@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from funduskit.errors import DataError, FunduskitError
-from funduskit.sample import Sample
+from funduskit.core.errors import DataError, FunduskitError
+from funduskit.data.sample import Sample
 from funduskit.training.splits import ALWAYS_TRAIN, make_split, read_split, write_split
 
 

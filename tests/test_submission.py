@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from funduskit.errors import DataError, FunduskitError
-from funduskit.sample import Sample
-from funduskit.submission import (
+from funduskit.core.errors import DataError, FunduskitError
+from funduskit.data.sample import Sample
+from funduskit.scoring.submission import (
     CLASSIFICATION_FILE,
     FOVEA_FILE,
     SEGMENTATION_DIR,

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from funduskit.errors import FunduskitError
-from funduskit.metrics import vertical_cdr
+from funduskit.core.errors import FunduskitError
+from funduskit.scoring.metrics import vertical_cdr
 from funduskit.synthetic import (
     CAMERAS,
     case_rng,

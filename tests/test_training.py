@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from training_helpers import RUN_FILES, chance_level, samples, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
-from funduskit.augment import load_augmentation
-from funduskit.config import load_config
-from funduskit.sample import Sample
-from funduskit.training import evaluate_checkpoint, fit, load_checkpoint, read_split
+from funduskit.core.config import load_config
+from funduskit.data.sample import Sample
+from funduskit.runs.checkpoint import load_checkpoint
+from funduskit.training import evaluate_checkpoint, fit, read_split
 from funduskit.training.history import read_metrics_csv
+from funduskit.transforms.augment import load_augmentation
 
 
 @pytest.mark.parametrize("task", ["disc", "cup", "fovea", "vessel", "glaucoma"])

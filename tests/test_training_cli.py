@@ -11,8 +11,8 @@ from pathlib import Path
 from training_helpers import RUN_FILES, TINY_ENCODER, tiny_data  # noqa: F401 (fixture)
 
 from funduskit.cli import main
-from funduskit.config import load_config
-from funduskit.training import load_checkpoint
+from funduskit.core.config import load_config
+from funduskit.runs.checkpoint import load_checkpoint
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -11,10 +11,11 @@ import pytest
 import torch
 from training_helpers import samples, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
-from funduskit.config import override
-from funduskit.errors import FunduskitError
-from funduskit.sample import Sample
-from funduskit.training import build_model, evaluate_checkpoint, fit, load_trained_model
+from funduskit.core.config import override
+from funduskit.core.errors import FunduskitError
+from funduskit.data.sample import Sample
+from funduskit.runs.networks import build_model, load_trained_model
+from funduskit.training import evaluate_checkpoint, fit
 
 
 def test_fine_tuning_and_the_frozen_glaucoma_backbone(samples: list[Sample], tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from funduskit.config import preset
+from funduskit.core.config import preset
+from funduskit.runtime.device import Runtime
 from funduskit.training.loop import build_parts
-from funduskit.training.runtime import Runtime
 from funduskit.training.tasks import get_task
 
 PAPER = {  # task: (input size, batch size of the report)

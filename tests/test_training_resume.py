@@ -8,10 +8,11 @@ import pytest
 import torch
 from training_helpers import samples, tiny_config, tiny_data  # noqa: F401 (fixtures)
 
-from funduskit.config import override
-from funduskit.errors import FunduskitError
-from funduskit.sample import Sample
-from funduskit.training import fit, load_checkpoint, resume_config
+from funduskit.core.config import override
+from funduskit.core.errors import FunduskitError
+from funduskit.data.sample import Sample
+from funduskit.runs.checkpoint import load_checkpoint
+from funduskit.training import fit, resume_config
 
 
 @pytest.mark.parametrize(("task", "workers"), [("disc", 0), ("vessel", 1)])

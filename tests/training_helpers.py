@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from funduskit.config import TrainConfig, override, preset
-from funduskit.datasets import read_dataset
-from funduskit.sample import Sample
+from funduskit.core.config import TrainConfig, override, preset
+from funduskit.data.datasets import read_dataset
+from funduskit.data.sample import Sample
 from funduskit.training import read_split
 
 TINY_ENCODER = "test_efficientnet"  # timm's test network: 82 k parameters, all reductions 2..32
@@ -63,9 +63,9 @@ def chance_level(task: str, run_dir: Path, samples: list[Sample], size: int) -> 
     Segmentation: Dice of "everything is foreground" (``2p / (1 + p)`` for a foreground fraction
     ``p``); fovea: error of a random guess (about 40 % of the width, taken as 30 %); glaucoma: 0.5.
     """
-    from funduskit.preprocess import Geometry
     from funduskit.training.data import binary_to_network
     from funduskit.training.tasks import get_task
+    from funduskit.transforms.preprocess import Geometry
 
     if task == "fovea":
         return 30.0

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from funduskit import __version__
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 
 # Order is the order of `funduskit --help`.
 COMMANDS: tuple[str, ...] = ("synth", "train", "evaluate", "predict", "tune", "demo", "bench", "export")

@@ -1,4 +1,4 @@
-"""``funduskit bench``: inference speed, memory and agreement table (see :mod:`funduskit.bench`)."""
+"""``funduskit bench``: inference speed, memory and agreement table (see :mod:`funduskit.tools.bench`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from funduskit.bench import add_arguments
+    from funduskit.tools.bench import add_arguments
 
     parser = subparsers.add_parser(
         "bench",
@@ -22,6 +22,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from funduskit.bench import run_from_args
+    from funduskit.tools.bench import run_from_args
 
     return run_from_args(args, "funduskit bench")

@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from funduskit.demo import FULL_PLAN, QUICK_PLAN, run_demo
+    from funduskit.tools.demo import FULL_PLAN, QUICK_PLAN, run_demo
 
     result = run_demo(args.out, QUICK_PLAN if args.quick else FULL_PLAN, progress=not args.quiet)
     return 0 if result.all_bars_met or args.quick else 1

@@ -30,7 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from funduskit.evaluate import SUMMARY_FILE, evaluate, save_evaluation, summary_table
+    from funduskit.scoring.evaluate import (
+        SUMMARY_FILE,
+        evaluate,
+        save_evaluation,
+        summary_table,
+    )
 
     result = evaluate(args.pred, args.gt, gt_format=args.format)
     summary_path, per_image_path = save_evaluation(result, args.out or args.pred / SUMMARY_FILE)

@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from funduskit.errors import FunduskitError
-    from funduskit.export import export_runs
+    from funduskit.core.errors import FunduskitError
+    from funduskit.tools.export import export_runs
 
     if args.opset < 17:
         raise FunduskitError(f"--opset must be 17 or later, got {args.opset}")

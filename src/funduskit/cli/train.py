@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-TASK_CHOICES = ("vessel", "disc", "cup", "fovea", "glaucoma")
+from funduskit.core.tasks import TASKS
+
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "--set changes any field of config.yaml (e.g. --set optimizer.lr=3e-4)."
         ),
     )
-    parser.add_argument("task", choices=TASK_CHOICES, metavar="TASK", help=f"one of {', '.join(TASK_CHOICES)}")
+    parser.add_argument("task", choices=TASKS, metavar="TASK", help=f"one of {', '.join(TASKS)}")
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="data set folder (any supported layout)")
     parser.add_argument("--format", default=None, metavar="F", help="data set layout (detected when omitted)")
     parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
@@ -79,7 +80,7 @@ OPTION_KEYS = {
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
     """Dotted-path configuration changes from the options given (``None`` = not given)."""
-    from funduskit.config import parse_assignment
+    from funduskit.core.config import parse_assignment
 
     changes: dict[str, object] = {key: getattr(args, option) for option, key in OPTION_KEYS.items()
                                   if getattr(args, option) is not None}

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before the logit.
 EPS = 1e-4

@@ -30,19 +30,17 @@ from pathlib import Path
 
 import yaml
 
-from funduskit.config import TASKS, TrainConfig, load_config
-from funduskit.errors import DataError, FunduskitError
+from funduskit.core.config import TrainConfig, load_config
+from funduskit.core.tasks import SEGMENTATION_TASKS, TASKS
+from funduskit.core.errors import DataError, FunduskitError
 from funduskit.inference.glaucoma_combiner import GlaucomaCombiner
+from funduskit.runs.layout import CHECKPOINT_NAMES, CONFIG_FILE
 
 MANIFEST = "models.yaml"
 THRESHOLDS_FILE = "thresholds.json"
-CONFIG_FILE = "config.yaml"
-#: ``model.onnx``: a run exported by ``funduskit export`` (for ``predict --backend onnx``).
-CHECKPOINT_NAMES = ("best.pt", "last.pt", "model.onnx")
 MAX_SEARCH_DEPTH = 4
 #: Tasks ``funduskit predict`` needs a model for; the segmentation tasks need the vessel map.
 PREDICT_TASKS: tuple[str, ...] = TASKS
-SEGMENTATION_TASKS = ("disc", "cup")
 
 
 @dataclass(frozen=True)

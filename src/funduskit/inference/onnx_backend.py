@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from funduskit.errors import DataError, FunduskitError
+from funduskit.core.errors import DataError, FunduskitError
 from funduskit.inference.model_store import RunInfo
-from funduskit.training.runtime import Runtime
+from funduskit.runs.layout import ONNX_FILE
+from funduskit.runtime.device import Runtime
 
 #: File name of the exported network in an exported run directory.
-ONNX_FILE = "model.onnx"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 

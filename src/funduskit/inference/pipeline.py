@@ -37,8 +37,11 @@ import numpy as np
 import torch
 
 from funduskit import __version__
-from funduskit.config import RuntimeConfig
-from funduskit.errors import DataError, FunduskitError
+from funduskit.core.config import RuntimeConfig
+from funduskit.core.errors import DataError, FunduskitError
+from funduskit.core.files import atomic_write_bytes, atomic_write_text
+from funduskit.core.progress import make_progress
+from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, load_image
 from funduskit.inference.model_store import (
     RunInfo,
     Thresholds,
@@ -48,30 +51,40 @@ from funduskit.inference.model_store import (
     require_tasks,
 )
 from funduskit.inference.postprocess import disc_cup_measures, infer_eye_side
-from funduskit.inference.predictor import NetworkLoader, PhotoPrediction, Predictor, PreparedInputs, load_network
+from funduskit.inference.predictor import (
+    NetworkLoader,
+    PhotoPrediction,
+    Predictor,
+    PreparedInputs,
+    load_network,
+)
+from funduskit.inference.report import (
+    REPORT_FILE,
+    render_overlay,
+    write_overlay,
+    write_report,
+)
 from funduskit.inference.results import (
     ImageResult,
-    atomic_write_bytes,
-    atomic_write_text,
     load_result,
     load_results,
     save_result,
     write_tables,
 )
-from funduskit.io import FieldOfView, find_fov, load_image
-from funduskit.memory import return_freed_buffers_to_system
-from funduskit.progress import make_progress
-from funduskit.report import REPORT_FILE, render_overlay, write_overlay, write_report
-from funduskit.submission import SEGMENTATION_DIR, Submission, image_stem, write_submission
-from funduskit.training.runtime import resolve_runtime
+from funduskit.runtime.device import resolve_runtime
+from funduskit.runtime.memory import return_freed_buffers_to_system
+from funduskit.scoring.submission import (
+    SEGMENTATION_DIR,
+    Submission,
+    image_stem,
+    write_submission,
+)
 
 OVERLAYS_DIR = "overlays"
 PROBABILITIES_DIR = "probabilities"
 RUN_RECORD = "predict.json"
 #: Longer side of the saved probability maps (float16) used by ``funduskit tune``.
 PROBABILITY_SIDE = 512
-#: Suffixes of the files taken from a folder given as input.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,7 @@ class PredictOptions:
         threads: torch intra-op threads, 0 = torch's default.
         save_probabilities: also write the disc and cup probability maps (``funduskit tune``).
         probability_side: longer side of those maps.
-        backend: ``"torch"`` (networks rewritten for inference, :mod:`funduskit.runtime_opt`),
+        backend: ``"torch"`` (networks rewritten for inference, :mod:`funduskit.runtime.optimise`),
             ``"onnx"`` (ONNX Runtime on the models of ``funduskit export``), or ``"auto"``: onnx
             when ``--models`` is an export (every run holds ``model.onnx``), else torch.
     """
@@ -142,7 +155,7 @@ def list_inputs(paths: Sequence[str | Path]) -> list[Path]:
             if not found and (path / "Images").is_dir():
                 found = _image_files(path / "Images")
             if not found:
-                raise DataError(path, "folder holds no images", fix=f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
+                raise DataError(path, "folder holds no images", fix=f"expected files ending in {', '.join(PHOTO_SUFFIXES)}")
             files.extend(found)
         else:
             raise DataError(path, "not found", fix="give image files or folders of images")
@@ -163,7 +176,7 @@ def list_inputs(paths: Sequence[str | Path]) -> list[Path]:
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(
-        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES),
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in PHOTO_SUFFIXES),
         key=lambda p: p.name,
     )
 
@@ -215,7 +228,7 @@ def predict_photos(
 
     failed = 0
     if todo:
-        if backend == "onnx":  # see funduskit.memory: not for torch, whose networks it slows
+        if backend == "onnx":  # see funduskit.runtime.memory: not for torch, whose networks it slows
             return_freed_buffers_to_system()
         predictor = Predictor.from_runs(runs, runtime, thresholds, tta=options.tta, loader=_network_loader(backend))
         writer = _Writer(out_dir, settings_key, options)

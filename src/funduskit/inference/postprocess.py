@@ -21,7 +21,13 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from funduskit.metrics import BACKGROUND_VALUE, CUP_VALUE, RIM_VALUE, cdr_measures, disc_of
+from funduskit.scoring.metrics import (
+    BACKGROUND_VALUE,
+    CUP_VALUE,
+    RIM_VALUE,
+    cdr_measures,
+    disc_of,
+)
 
 DEFAULT_THRESHOLD = 0.5
 

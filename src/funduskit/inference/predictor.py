@@ -18,7 +18,7 @@ With test-time augmentation (``tta=True``) each network also sees the horizontal
 with the plain one before members are combined.
 
 Speed: the networks run in ``torch.inference_mode()``, in channels_last memory format and under
-bf16 autocast where the device supports it (see :class:`funduskit.training.runtime.Runtime`), on
+bf16 autocast where the device supports it (see :class:`funduskit.runtime.device.Runtime`), on
 whole batches.
 """
 
@@ -31,15 +31,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
+from funduskit.core.tasks import TASKS
 from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
-from funduskit.metrics import vertical_cdr
 from funduskit.models.fovea import decode_fovea
 from funduskit.models.maps import resize_maps
-from funduskit.preprocess import Geometry, preprocess
-from funduskit.training.runtime import Runtime
+from funduskit.runtime.device import Runtime
+from funduskit.scoring.metrics import vertical_cdr
+from funduskit.transforms.preprocess import Geometry, preprocess
+
 
 @dataclass
 class Member:
@@ -59,9 +61,9 @@ class Member:
 
 def load_network(run: RunInfo, runtime: Runtime) -> nn.Module:
     """The trained network of a run (rebuilt from its checkpoint), in eval mode on the device,
-    rewritten for inference (:func:`funduskit.runtime_opt.optimise_for_inference`: batch norms
+    rewritten for inference (:func:`funduskit.runtime.optimise.optimise_for_inference`: batch norms
     folded, Winograd 3x3 convolutions on CPU, channels_last where it helps)."""
-    from funduskit.runtime_opt import optimise_for_inference
+    from funduskit.runtime.optimise import optimise_for_inference
 
     return optimise_for_inference(_trained_network(run), runtime)
 
@@ -74,7 +76,9 @@ def load_plain_network(run: RunInfo, runtime: Runtime) -> nn.Module:
 def _trained_network(run: RunInfo) -> nn.Module:
     if run.checkpoint.suffix == ".onnx":
         raise FunduskitError(f"{run.run_dir} is an ONNX export ({run.checkpoint.name}); predict with --backend onnx")
-    from funduskit.training.builders import load_trained_model  # the model zoo: timm, torchvision
+    from funduskit.runs.networks import (
+        load_trained_model,  # the model zoo: timm, torchvision
+    )
 
     network, _ = load_trained_model(run.checkpoint)
     return network.eval()
@@ -118,7 +122,7 @@ class Predictor:
     Args:
         ensembles: task (``vessel``, ``disc``, ``cup``, ``fovea``, ``glaucoma``) -> loaded members;
             every task needs at least one.
-        runtime: device, precision and memory format (:func:`funduskit.training.runtime.resolve_runtime`).
+        runtime: device, precision and memory format (:func:`funduskit.runtime.device.resolve_runtime`).
         thresholds: disc and cup thresholds of the post-processing.
         tta: also run every network on the horizontally flipped input and average.
 
@@ -135,7 +139,7 @@ class Predictor:
         *,
         tta: bool = False,
     ):
-        missing = [task for task in ("vessel", "disc", "cup", "fovea", "glaucoma") if not ensembles.get(task)]
+        missing = [task for task in TASKS if not ensembles.get(task)]
         if missing:
             raise ValueError(f"Predictor needs at least one network for {', '.join(missing)}")
         self.ensembles = {task: list(members) for task, members in ensembles.items()}
@@ -324,7 +328,7 @@ def prepare_inputs(images: Sequence[np.ndarray], specs: Iterable[tuple[str, int]
 
 def network_input(image: np.ndarray, preprocessing: str, size: int) -> np.ndarray:
     """The (S, S, 3) float32 network input of a (H, W, 3) uint8 photograph: letterboxed to
-    ``size`` x ``size``, then preprocessed (``funduskit.preprocess.PREPROCESSINGS``)."""
+    ``size`` x ``size``, then preprocessed (``funduskit.transforms.preprocess.PREPROCESSINGS``)."""
     return preprocess(Geometry.for_image(image, size).to_network(image), preprocessing)
 
 

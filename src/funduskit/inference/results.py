@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from funduskit import submission
+from funduskit.core.files import atomic_write_text
 
 Status = Literal["ok", "error"]
 
@@ -94,19 +94,6 @@ class ImageResult:
 TABLE_COLUMNS: tuple[str, ...] = tuple(
     f.name for f in fields(ImageResult) if f.name not in {"source_size", "source_mtime_ns", "settings_key"}
 )
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file + ``os.replace``), creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    submission.atomic_write_bytes(path, data)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def result_path(out_dir: str | Path, image_id: str) -> Path:

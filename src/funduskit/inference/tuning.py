@@ -28,14 +28,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from funduskit.errors import DataError, FunduskitError
-from funduskit.inference.glaucoma_combiner import MIN_PER_CLASS, GlaucomaCombiner, fit_combiner
+from funduskit.core.errors import DataError, FunduskitError
+from funduskit.core.files import atomic_write_text
+from funduskit.inference.glaucoma_combiner import (
+    MIN_PER_CLASS,
+    GlaucomaCombiner,
+    fit_combiner,
+)
 from funduskit.inference.model_store import THRESHOLDS_FILE, Thresholds
 from funduskit.inference.pipeline import PROBABILITIES_DIR, RUN_RECORD
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
-from funduskit.inference.results import atomic_write_text, load_result
-from funduskit.metrics import auroc, cup_of, dice, disc_of, vertical_cdr
-from funduskit.submission import image_stem
+from funduskit.inference.results import load_result
+from funduskit.scoring.metrics import auroc, cup_of, dice, disc_of, vertical_cdr
+from funduskit.scoring.submission import image_stem
 
 #: Candidate thresholds: 0.05, 0.10, ..., 0.95.
 DEFAULT_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
@@ -81,7 +86,7 @@ def load_validation_cases(pred_dir: str | Path, gt_dir: str | Path, *, gt_format
     Raises:
         DataError: no saved maps, or none matches a reference mask of ``gt_dir``.
     """
-    from funduskit.datasets import load_disc_cup_mask, read_dataset
+    from funduskit.data.datasets import load_disc_cup_mask, read_dataset
 
     probabilities = Path(pred_dir) / PROBABILITIES_DIR
     if not probabilities.is_dir():

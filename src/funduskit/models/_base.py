@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 
 __all__ = ["FunduskitModel", "InputShapeError"]
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 
 __all__ = ["UnknownModelError", "create_model", "list_models", "model_class", "register_model"]
 

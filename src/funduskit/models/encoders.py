@@ -9,7 +9,7 @@ import timm
 import torch
 from torch import nn
 
-from funduskit.errors import DataError, FunduskitError
+from funduskit.core.errors import DataError, FunduskitError
 
 __all__ = ["create_encoder", "feature_index_by_reduction"]
 

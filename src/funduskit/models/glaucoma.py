@@ -20,7 +20,7 @@ import timm.models
 import torch
 from torch import Tensor, nn
 
-from funduskit.errors import DataError
+from funduskit.core.errors import DataError
 from funduskit.models._base import FunduskitModel
 from funduskit.models._registry import register_model
 from funduskit.models.encoders import create_encoder

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 from funduskit.models._base import FunduskitModel
 from funduskit.models._registry import register_model
 from funduskit.models.decoder import SkipDecoder

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 from funduskit.models._base import FunduskitModel
 from funduskit.models._registry import register_model
 

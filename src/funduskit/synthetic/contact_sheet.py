@@ -92,7 +92,7 @@ def _real_column() -> np.ndarray:
 
 
 def _vcdr(disc_cup_mask: np.ndarray) -> float:
-    from funduskit.metrics import vertical_cdr
+    from funduskit.scoring.metrics import vertical_cdr
 
     return vertical_cdr(disc_cup_mask)
 

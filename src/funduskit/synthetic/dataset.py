@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from funduskit.errors import FunduskitError
-from funduskit.metrics import CDR_EPS, cup_of, disc_of, vertical_diameter
+from funduskit.core.errors import FunduskitError
+from funduskit.scoring.metrics import CDR_EPS, cup_of, disc_of, vertical_diameter
 from funduskit.synthetic.case import CaseParams
 from funduskit.synthetic.params import draw_case_params
 from funduskit.synthetic.render import render_case
@@ -161,7 +161,7 @@ def generate_dataset(
     labels = draw_labels(n, seed, glaucoma_fraction)
     indices = range(n)
     if progress:
-        from funduskit.progress import track
+        from funduskit.core.progress import track
 
         indices = track(indices, f"synthesising {n} images")  # type: ignore[assignment]
     cases = []

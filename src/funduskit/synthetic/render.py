@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from funduskit.metrics import BACKGROUND_VALUE, CUP_VALUE, RIM_VALUE
+from funduskit.scoring.metrics import BACKGROUND_VALUE, CUP_VALUE, RIM_VALUE
 from funduskit.synthetic.case import Anatomy, Appearance, CaseParams, Vessel
 
 WORK_FACTOR = 4  # smooth fields are computed at 1/WORK_FACTOR of the output size

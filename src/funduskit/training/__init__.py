@@ -2,8 +2,8 @@
 
 Example::
 
-    from funduskit.config import preset, override
-    from funduskit.datasets import read_dataset
+    from funduskit.core.config import preset, override
+    from funduskit.data.datasets import read_dataset
     from funduskit.training import fit
 
     config = override(preset("disc", "cpu"), {"data.fold": 1, "epochs": 5})
@@ -16,18 +16,10 @@ report is silent.
 
 from __future__ import annotations
 
-import lazy_loader
+from funduskit.training.loop import TrainResult, evaluate_checkpoint, fit, resume_config
+from funduskit.training.scheduler import ReduceOnPlateauWithReset
+from funduskit.training.splits import Split, make_split, read_split, write_split
+from funduskit.training.tasks import get_task
 
-# Submodules are imported on first use (SPEC 1 lazy loading): `funduskit.training.runtime`,
-# which prediction needs, does not load the training loop, the data sets and albumentations.
-__getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submod_attrs={
-        "builders": ["build_model", "load_trained_model"],
-        "checkpoint": ["load_checkpoint", "save_checkpoint"],
-        "loop": ["TrainResult", "evaluate_checkpoint", "fit", "resume_config"],
-        "scheduler": ["ReduceOnPlateauWithReset"],
-        "splits": ["Split", "make_split", "read_split", "write_split"],
-        "tasks": ["get_task"],
-    },
-)
+__all__ = ["ReduceOnPlateauWithReset", "Split", "TrainResult", "evaluate_checkpoint", "fit", "get_task", "make_split",
+           "read_split", "resume_config", "write_split"]

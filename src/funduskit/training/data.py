@@ -2,7 +2,7 @@
 
 Decoding a 2124 x 2056 JPEG takes tens of milliseconds; doing it every epoch would dominate a
 CPU run. :func:`cache_samples` decodes every sample once (a thread pool: OpenCV and PIL release
-the GIL), letterboxes it to the network size (:class:`funduskit.preprocess.Geometry`) and keeps
+the GIL), letterboxes it to the network size (:class:`funduskit.transforms.preprocess.Geometry`) and keeps
 uint8 arrays in memory. DataLoader workers are forked from the process that holds the cache, so
 they share it without copying.
 
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from funduskit.augment import VESSEL_MASK
-from funduskit.errors import FunduskitError
-from funduskit.preprocess import Geometry, preprocess
-from funduskit.progress import make_progress
-from funduskit.sample import Sample
+from funduskit.core.errors import FunduskitError
+from funduskit.core.progress import make_progress
+from funduskit.data.sample import Sample
+from funduskit.transforms.augment import VESSEL_MASK
+from funduskit.transforms.preprocess import Geometry, preprocess
 
 VesselSource = Callable[[Sample, np.ndarray, Geometry], np.ndarray]
 """Gives the vessel-map input of a sample: ``(sample, original RGB image, geometry)`` ->
@@ -144,9 +144,9 @@ class AugmentedDataset(Dataset):
 
     Args:
         items: the cache.
-        preprocessing: name in ``funduskit.preprocess.PREPROCESSINGS``, applied after augmentation.
+        preprocessing: name in ``funduskit.transforms.preprocess.PREPROCESSINGS``, applied after augmentation.
         to_tensors: the task's conversion of the augmented arrays into input and target tensors.
-        augmentation: a ``funduskit.augment.build_augmentation`` pipeline at the cache's size
+        augmentation: a ``funduskit.transforms.augment.build_augmentation`` pipeline at the cache's size
             (targets ``image``, ``mask``, ``vessel_mask``, ``keypoints``), or None.
         seed: run seed; item generators come from ``(seed, epoch, index)``.
 

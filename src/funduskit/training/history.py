@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
+import io
 from collections.abc import Sequence
 from pathlib import Path
+
+from funduskit.core.files import atomic_path, atomic_write_text
 
 EpochRecord = dict[str, float]
 
@@ -16,14 +18,12 @@ def write_metrics_csv(history: Sequence[EpochRecord], path: str | Path) -> Path:
     columns: list[str] = ["epoch"]
     for record in history:
         columns += [key for key in record if key not in columns]
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
-        writer.writeheader()
-        for record in history:
-            writer.writerow({key: _format(value) for key, value in record.items()})
-    os.replace(temporary, path)
-    return path
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\r\n")
+    writer.writeheader()
+    for record in history:
+        writer.writerow({key: _format(value) for key, value in record.items()})
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _format(value: float) -> str:
@@ -76,8 +76,7 @@ def plot_curves(history: Sequence[EpochRecord], path: str | Path, *, metric: str
     metric_axis.legend(loc="lower right")
     if title:
         figure.suptitle(title)
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary, dpi=100)
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
-    os.replace(temporary, path)
     return path

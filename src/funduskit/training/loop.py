@@ -2,9 +2,9 @@
 
 A run directory holds::
 
-    config.yaml         the resolved configuration (funduskit.config)
+    config.yaml         the resolved configuration (funduskit.core.config)
     split.csv           image_id -> fold, role (funduskit.training.splits)
-    augmentation.yaml   the augmentation pipeline (funduskit.augment.save_augmentation)
+    augmentation.yaml   the augmentation pipeline (funduskit.transforms.augment.save_augmentation)
     last.pt, best.pt    checkpoints after the latest epoch / at the best validation metric
     metrics.csv         one row per epoch: losses, validation metric, learning rate, seconds
     curves.png          the curves of metrics.csv
@@ -32,13 +32,29 @@ from rich.console import Console
 from rich.progress import TextColumn
 from torch.utils.data import DataLoader
 
-from funduskit.config import TrainConfig, config_from_dict, load_config, save_config
-from funduskit.errors import FunduskitError
-from funduskit.preprocess import Geometry
-from funduskit.progress import make_progress
-from funduskit.sample import Sample
-from funduskit.training import checkpoint as ckpt
-from funduskit.training.builders import build_model, build_optimizer, build_scheduler, checkpoint_file, load_trained_model
+from funduskit.core.config import (
+    TrainConfig,
+    config_from_dict,
+    load_config,
+    save_config,
+)
+from funduskit.core.errors import FunduskitError
+from funduskit.core.progress import make_progress
+from funduskit.data.sample import Sample
+from funduskit.runs import checkpoint as ckpt
+from funduskit.runs.layout import (
+    AUGMENTATION_FILE,
+    BEST,
+    CONFIG_FILE,
+    CURVES_FILE,
+    LAST,
+    METRICS_FILE,
+    SPLIT_FILE,
+    checkpoint_file,
+)
+from funduskit.runs.networks import build_model, load_trained_model
+from funduskit.runtime.device import Runtime, resolve_runtime
+from funduskit.training.builders import build_optimizer, build_scheduler
 from funduskit.training.data import (
     AugmentedDataset,
     CachedItem,
@@ -50,15 +66,9 @@ from funduskit.training.data import (
 )
 from funduskit.training.history import plot_curves, write_metrics_csv
 from funduskit.training.losses import build_loss
-from funduskit.training.runtime import Runtime, resolve_runtime
 from funduskit.training.splits import Split, make_split, read_split, write_split
 from funduskit.training.tasks import Parts, Task, get_task
-
-CONFIG_FILE = "config.yaml"
-SPLIT_FILE = "split.csv"
-AUGMENTATION_FILE = "augmentation.yaml"
-METRICS_FILE = "metrics.csv"
-CURVES_FILE = "curves.png"
+from funduskit.transforms.preprocess import Geometry
 
 
 @dataclass
@@ -107,8 +117,8 @@ def vessel_input_mode(config: TrainConfig, task: Task) -> str:
 def build_items(task: Task, config: TrainConfig, samples: Sequence[Sample], *, threads: int,
                 show_progress: bool, description: str) -> list[CachedItem]:
     """Decode, letterbox and cache ``samples`` with their targets and vessel-map input."""
-    from funduskit.datasets import load_vessel_mask
-    from funduskit.io import load_image
+    from funduskit.data.datasets import load_vessel_mask
+    from funduskit.data.io import load_image
 
     size = config.data.input_size
     mode = vessel_input_mode(config, task)
@@ -146,7 +156,7 @@ def attach_vessel_maps(items: Sequence[CachedItem], model: torch.nn.Module, vess
                        size: int, batch_size: int = 4) -> None:
     """Run a trained vessel generator on each item's ``vessel_photo`` and store the map at ``size``."""
     from funduskit.models.maps import resize_maps
-    from funduskit.preprocess import preprocess
+    from funduskit.transforms.preprocess import preprocess
 
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
@@ -231,10 +241,10 @@ def build_parts(task: Task, config: TrainConfig, runtime: Runtime) -> Parts:
 
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
     if resume:
-        if not (run_dir / ckpt.LAST).is_file():
-            raise FunduskitError(f"{run_dir} holds no {ckpt.LAST} to resume from")
+        if not (run_dir / LAST).is_file():
+            raise FunduskitError(f"{run_dir} holds no {LAST} to resume from")
         return
-    if (run_dir / ckpt.LAST).exists():
+    if (run_dir / LAST).exists():
         raise FunduskitError(
             f"{run_dir} already holds a training run; resume it with --resume {run_dir}, or choose another --out"
         )
@@ -280,7 +290,7 @@ class _Loaders:
 def _make_loaders(task: Task, config: TrainConfig, parts: Parts, train_samples: list[Sample],
                   validation_samples: list[Sample], show_progress: bool) -> _Loaders:
     """Cache both sets and wrap them in DataLoaders (training: augmented, shuffled per epoch)."""
-    from funduskit.augment import build_augmentation
+    from funduskit.transforms.augment import build_augmentation
 
     size = config.data.input_size
     augmentation = (build_augmentation(task.name, size, strength=config.data.augmentation, seed=config.seed)
@@ -320,7 +330,7 @@ class _RunState:
 
 def _restore(run_dir: Path, parts: Parts, schedule: Any) -> _RunState:
     """Load ``last.pt`` into the networks, optimizers, schedule and global generators."""
-    state = ckpt.load_checkpoint(run_dir / ckpt.LAST, map_location=parts.runtime.device)
+    state = ckpt.load_checkpoint(run_dir / LAST, map_location=parts.runtime.device)
     for role, model in parts.models.items():
         model.load_state_dict(state["models"][role])
     for role, optimizer in parts.optimizers.items():
@@ -369,10 +379,10 @@ def _save_epoch(run_dir: Path, task: Task, parts: Parts, schedule: Any, run: _Ru
     # last.pt is written last: it is what a resumed run starts from, so an interruption anywhere
     # before it (even inside the best.pt write) makes the resumed run redo this whole epoch.
     if is_best:
-        ckpt.save_checkpoint(state, run_dir / ckpt.BEST)
+        ckpt.save_checkpoint(state, run_dir / BEST)
     write_metrics_csv(run.history, run_dir / METRICS_FILE)
     plot_curves(run.history, run_dir / CURVES_FILE, metric=task.metric, title=f"{task.name} — {run_dir.name}")
-    ckpt.save_checkpoint(state, run_dir / ckpt.LAST)
+    ckpt.save_checkpoint(state, run_dir / LAST)
 
 
 def _starting_weights(config: TrainConfig) -> str:
@@ -421,7 +431,7 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
         run = _RunState()
         write_split(split, run_dir / SPLIT_FILE)
         if loaders.augmentation is not None:
-            from funduskit.augment import save_augmentation
+            from funduskit.transforms.augment import save_augmentation
 
             save_augmentation(loaders.augmentation, run_dir / AUGMENTATION_FILE)
         else:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from funduskit.errors import FunduskitError
+from funduskit.core.errors import FunduskitError
 
 LossParts = dict[str, Tensor]
 

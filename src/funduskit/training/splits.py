@@ -25,8 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from funduskit.errors import DataError, FunduskitError
-from funduskit.sample import Sample
+from funduskit.core.errors import DataError, FunduskitError
+from funduskit.data.sample import Sample
 
 ALWAYS_TRAIN = -1
 Role = Literal["train", "validation"]

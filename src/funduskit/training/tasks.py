@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from funduskit.config import TrainConfig
-from funduskit.errors import FunduskitError
-from funduskit.preprocess import Geometry
-from funduskit.sample import Sample
+from funduskit.core.config import TrainConfig
+from funduskit.core.errors import FunduskitError
+from funduskit.data.sample import Sample
+from funduskit.runtime.device import Runtime
 from funduskit.training.data import CachedItem, binary_to_network
 from funduskit.training.losses import discriminator_loss
-from funduskit.training.runtime import Runtime
+from funduskit.transforms.preprocess import Geometry
 
 Batch = dict[str, Tensor]
 
@@ -108,9 +108,9 @@ class Task:
 def mean_dice(probabilities: Sequence[Tensor], references: Sequence[np.ndarray], threshold: float = 0.5) -> float:
     """Mean over images of the Dice of ``probability >= threshold`` and a 0/1 reference (same shape).
 
-    Both empty counts as 1 (the official REFUGE convention, ``funduskit.metrics.dice``).
+    Both empty counts as 1 (the official REFUGE convention, ``funduskit.scoring.metrics.dice``).
     """
-    from funduskit.metrics import dice
+    from funduskit.scoring.metrics import dice
 
     scores = [dice(p.squeeze().numpy() >= threshold, r.astype(bool)) for p, r in zip(probabilities, references)]
     return float(np.mean(scores)) if scores else float("nan")
@@ -138,7 +138,7 @@ class _SegmentationTask(Task):
     def score_at_original_size(self, probabilities: list[Tensor], items: Sequence[CachedItem],
                                samples: Sequence[Sample]) -> dict[str, float]:
         """Dice after mapping each probability map back to the photograph's own size."""
-        from funduskit.metrics import dice
+        from funduskit.scoring.metrics import dice
 
         scores = [
             dice(item.geometry.map_to_original(p.squeeze().numpy()) >= 0.5, self.reference(sample))
@@ -158,7 +158,7 @@ class DiscCupTask(_SegmentationTask):
         self.needs = "optic disc/cup masks" if structure == "disc" else "optic cup masks (disc-only masks do not do)"
 
     def usable(self, sample: Sample) -> bool:
-        from funduskit.datasets import has_cup_annotation
+        from funduskit.data.datasets import has_cup_annotation
 
         if sample.disc_cup_mask_path is None:
             return False
@@ -166,7 +166,7 @@ class DiscCupTask(_SegmentationTask):
 
     def reference(self, sample: Sample) -> np.ndarray:
         """(H, W) bool reference of the structure at the original size (disc = mask < 255, cup = mask == 0)."""
-        from funduskit.datasets import load_disc_cup_mask
+        from funduskit.data.datasets import load_disc_cup_mask
 
         mask = load_disc_cup_mask(sample)
         return mask < 255 if self.structure == "disc" else mask == 0
@@ -185,7 +185,7 @@ class VesselTask(_SegmentationTask):
         return sample.vessel_mask_path is not None
 
     def reference(self, sample: Sample) -> np.ndarray:
-        from funduskit.datasets import load_vessel_mask
+        from funduskit.data.datasets import load_vessel_mask
 
         return load_vessel_mask(sample)
 
@@ -294,7 +294,7 @@ class GlaucomaTask(Task):
         return {"input": photo, "target": torch.tensor(float(item.label))}
 
     def score(self, probabilities: list[Tensor], items: Sequence[CachedItem], parts_info: dict[str, Any]) -> dict[str, float]:
-        from funduskit.metrics import auroc
+        from funduskit.scoring.metrics import auroc
 
         labels = [item.label for item in items]
         scores = [float(p) for p in probabilities]

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from funduskit.config import TrainConfig, load_config, override, preset
-from funduskit.errors import FunduskitError
-from funduskit.training.loop import CONFIG_FILE, TrainResult, fit, resume_config, usable_samples
+from funduskit.core.config import TrainConfig, load_config, override, preset
+from funduskit.core.errors import FunduskitError
+from funduskit.runs.layout import CONFIG_FILE
+from funduskit.training.loop import TrainResult, fit, resume_config, usable_samples
 from funduskit.training.tasks import get_task
 
 
@@ -37,7 +38,7 @@ def train(task: str, data: str | Path, *, data_format: str | None = None, preset
 
     Args:
         task: ``vessel``, ``disc``, ``cup``, ``fovea`` or ``glaucoma``.
-        data: a data set folder in any layout ``funduskit.datasets`` reads.
+        data: a data set folder in any layout ``funduskit.data.datasets`` reads.
         data_format: the layout's name when detection should be skipped.
         preset_name: ``"cpu"`` or ``"paper"``.
         config_file: start from this configuration (YAML) instead of the preset.
@@ -46,7 +47,7 @@ def train(task: str, data: str | Path, *, data_format: str | None = None, preset
         resume: a run directory to continue; its own configuration is used (only ``epochs``
             may be raised through ``overrides``).
     """
-    from funduskit.datasets import read_dataset
+    from funduskit.data.datasets import read_dataset
 
     if resume is not None:
         run_dir = Path(resume)

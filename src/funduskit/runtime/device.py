@@ -1,0 +1,92 @@
+"""Where a run computes and how fast: device, threads, memory format, bf16 autocast.
+
+On CPUs bf16 autocast is only worth it (and only accurate enough to be the default) with native
+bf16 instructions (AVX-512 BF16 or AMX); on others, e.g. AVX2-only cores, it is emulated and
+slower than fp32, so ``bf16="auto"`` turns it off there. For *training* on a CPU ``auto`` means
+fp32 on every kind: bf16 autocast changed what the small networks learned (the demo's glaucoma
+AUROC 0.80 under bf16 vs 0.88 in fp32, docs/decisions.md "Precision"), and a model must not depend
+on which CPU trained it. On CUDA ``auto`` is bf16 autocast where the GPU supports it. channels_last speeds up the depthwise
+convolutions of EfficientNet several times on CPU (see ``docs/training.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from funduskit.core.config import RuntimeConfig
+from funduskit.core.errors import FunduskitError
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, check, lambda: False)()) for check in checks)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The resolved runtime of a run (what :func:`resolve_runtime` decided)."""
+
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+    threads: int
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on this device when enabled, else a no-op context."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` to the device (and memory format)."""
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Move an input batch to the device; 4-D tensors in channels_last when enabled."""
+        tensor = tensor.to(self.device, non_blocking=True)
+        if self.channels_last and tensor.dim() == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
+    def describe(self) -> str:
+        parts = [self.device.type, "bf16 autocast" if self.bf16 else "fp32"]
+        if self.channels_last:
+            parts.append("channels_last")
+        if self.device.type == "cpu":
+            parts.append(f"{self.threads} thread(s)")
+        return ", ".join(parts)
+
+
+def resolve_runtime(config: RuntimeConfig, *, training: bool = False) -> Runtime:
+    """Apply ``config``: pick the device, set torch's thread count, decide on bf16.
+
+    Args:
+        config: the run's runtime settings.
+        training: the runtime of a training run (``bf16="auto"`` is then fp32 on CPU; see the
+            module doc); else of prediction.
+    """
+    if config.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(config.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise FunduskitError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    if config.bf16 not in ("auto", "on", "off"):
+        raise FunduskitError(f"runtime.bf16 must be 'auto', 'on' or 'off', not {config.bf16!r}")
+    if config.bf16 == "auto":
+        bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
+            device.type == "cpu" and not training and cpu_has_native_bf16()
+        )
+    else:
+        bf16 = config.bf16 == "on"
+    return Runtime(device=device, bf16=bf16, channels_last=config.channels_last, threads=torch.get_num_threads())
