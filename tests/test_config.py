@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from funduskit.core.config import (
-    PRESETS,
     TASKS,
     TrainConfig,
     load_config,
@@ -17,10 +16,11 @@ from funduskit.core.config import (
     save_config,
 )
 from funduskit.core.errors import DataError, FunduskitError
+from funduskit.core.presets import PRESET_NAMES
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", PRESET_NAMES)
 def test_every_preset_survives_a_yaml_round_trip(tmp_path: Path, task: str, name: str) -> None:
     config = preset(task, name)
     assert isinstance(config, TrainConfig) and config.task == task and config.preset == name

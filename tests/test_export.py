@@ -33,7 +33,7 @@ from funduskit.tools.bench import (  # noqa: E402
 from funduskit.tools.export import export_network  # noqa: E402
 
 TINY = BenchOptions(preset="tiny", size_scale=0.2, threads=1)
-CPU = Runtime(torch.device("cpu"), bf16=False, channels_last=True, threads=1)
+CPU = Runtime(torch.device("cpu"), precision="fp32", channels_last=True, threads=1)
 
 
 @pytest.mark.parametrize("task", ["vessel", "disc", "fovea", "glaucoma"])

@@ -39,9 +39,9 @@ from funduskit.tools.bench import (
 )
 
 TINY = BenchOptions(preset="tiny", size_scale=0.2, threads=1)
-BASELINE = Runtime(torch.device("cpu"), bf16=False, channels_last=False, threads=1)
-OPTIMISED = Runtime(torch.device("cpu"), bf16=False, channels_last=True, threads=1)
-BF16 = Runtime(torch.device("cpu"), bf16=True, channels_last=True, threads=1)
+BASELINE = Runtime(torch.device("cpu"), precision="fp32", channels_last=False, threads=1)
+OPTIMISED = Runtime(torch.device("cpu"), precision="fp32", channels_last=True, threads=1)
+BF16 = Runtime(torch.device("cpu"), precision="bf16", channels_last=True, threads=1)
 ENSEMBLE = {"vessel": 1, "disc": 2, "cup": 1, "fovea": 2, "glaucoma": 2}
 #: Largest probability difference from the fp32 baseline, by the precision that actually ran: the
 #: optimised torch mode runs under bf16 autocast where the CPU computes bf16 natively (``auto``),

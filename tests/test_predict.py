@@ -32,7 +32,7 @@ from funduskit.runs.checkpoint import save_checkpoint
 from funduskit.runtime.device import Runtime
 from funduskit.scoring.metrics import dice
 
-CPU_FP32 = Runtime(device=torch.device("cpu"), bf16=False, channels_last=True, threads=1)
+CPU_FP32 = Runtime(device=torch.device("cpu"), precision="fp32", channels_last=True, threads=1)
 TINY_TWO_BRANCH = {"photo_encoder": "test_efficientnet", "vessel_encoder": "test_efficientnet"}
 TINY_KWARGS = {
     "vessel": {"base_width": 4, "depth": 2},

@@ -1,8 +1,8 @@
-"""What ``runtime.bf16: auto`` means on each CPU kind, and the bf16 path forced on any CPU.
+"""What ``runtime.precision: auto`` means on each CPU kind, and the bf16 path forced on any CPU.
 
 CI and users' machines come as AVX2-only CPUs (bf16 emulated) and CPUs with AVX-512 BF16; the
 choice is tested for both kinds by pretending to be the other one, and the bf16 training path is
-forced (``runtime.bf16: on``), so that both stay covered whichever kind runs the tests.
+forced (``runtime.precision: bf16``), so that both stay covered whichever kind runs the tests.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def test_auto_precision_on_cpu(native: bool, monkeypatch: pytest.MonkeyPatch) ->
     assert resolve_runtime(config).bf16 is native  # prediction: bf16 where it is native
     assert resolve_runtime(config, training=True).bf16 is False  # training: fp32 on every CPU kind
     for training in (False, True):  # an explicit choice is kept
-        assert resolve_runtime(RuntimeConfig(device="cpu", threads=1, bf16="on"), training=training).bf16
-        assert not resolve_runtime(RuntimeConfig(device="cpu", threads=1, bf16="off"), training=training).bf16
+        assert resolve_runtime(RuntimeConfig(device="cpu", threads=1, precision="bf16"), training=training).bf16
+        assert not resolve_runtime(RuntimeConfig(device="cpu", threads=1, precision="fp32"), training=training).bf16
 
 
 def test_this_cpu_is_named_by_what_torch_reports() -> None:
@@ -44,11 +44,11 @@ def test_training_under_forced_bf16_autocast_learns_the_same_first_step(samples:
     """One epoch of the disc recipe in fp32 and under bf16 autocast (emulated where the CPU lacks it):
     the bf16 run really rounds (its loss is not fp32's to the bit) and agrees with fp32 to bf16's precision."""
     losses = {}
-    for precision in ("off", "on"):
-        config = tiny_config("disc", epochs=1, **{"data.input_size": 64, "runtime.bf16": precision})
+    for precision in ("fp32", "bf16"):
+        config = tiny_config("disc", epochs=1, **{"data.input_size": 64, "runtime.precision": precision})
         result = fit(config, samples, tmp_path / precision, show_progress=False)
         losses[precision] = result.history[0]["train_loss"]
         assert math.isfinite(losses[precision])
-        assert load_checkpoint(tmp_path / precision)["config"]["runtime"]["bf16"] == precision
-    assert losses["on"] != losses["off"]
-    assert losses["on"] == pytest.approx(losses["off"], rel=0.05)
+        assert load_checkpoint(tmp_path / precision)["config"]["runtime"]["precision"] == precision
+    assert losses["bf16"] != losses["fp32"]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)

@@ -48,3 +48,10 @@ def test_cli_explains_missing_labels_and_refuses_to_overwrite(tiny_data: Path, t
     assert "not a training run" in capsys.readouterr().err
     assert main(["train", "glaucoma", "--data", str(tiny_data), "--set", "epochs", "--quiet"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+    # the library says "resume"; the command adds its own option's name
+    run = ["train", "glaucoma", "--data", str(tiny_data), "--out", str(tmp_path / "once"), "--epochs", "1",
+           "--input-size", "64", "--set", f"model.kwargs.backbone={TINY_ENCODER}", "--workers", "0", "--quiet"]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main(run) == 2
+    assert "already holds a training run; resume (--resume)" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_vessel_model_feeds_the_disc_network_and_held_out_evaluation(samples: li
     fit(config, no_masks, tmp_path / "disc", show_progress=False)
     scores = evaluate_checkpoint(tmp_path / "disc", no_masks)
     assert 0.0 <= scores["val_dice"] <= 1.0 and np.isfinite(scores["val_loss"])
-    with pytest.raises(FunduskitError, match="--vessel-model"):
+    with pytest.raises(FunduskitError, match="set data.vessel_model"):
         fit(tiny_config("disc", epochs=1), no_masks, tmp_path / "needs-vessels", show_progress=False)
 
 

@@ -40,7 +40,7 @@ def test_paper_preset_builds_at_full_size_and_takes_a_step(task: str) -> None:
     config = preset(task, "paper")
     size, batch_size = PAPER[task]
     assert (config.data.input_size, config.batch_size) == (size, batch_size)
-    runtime = Runtime(device=torch.device("cpu"), bf16=False, channels_last=config.runtime.channels_last,
+    runtime = Runtime(device=torch.device("cpu"), precision="fp32", channels_last=config.runtime.channels_last,
                       threads=torch.get_num_threads())
     adapter = get_task(task)
     parts = build_parts(adapter, config, runtime)

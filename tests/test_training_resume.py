@@ -36,7 +36,7 @@ def test_resume_gives_the_uninterrupted_result(task: str, workers: int, samples:
 def test_a_finished_run_is_not_overwritten_and_resume_needs_a_run(samples: list[Sample], tmp_path: Path) -> None:
     config = tiny_config("glaucoma", epochs=1, **{"data.input_size": 64})
     fit(config, samples, tmp_path / "run", show_progress=False)
-    with pytest.raises(FunduskitError, match="--resume"):
+    with pytest.raises(FunduskitError, match="already holds a training run; resume it"):
         fit(config, samples, tmp_path / "run", show_progress=False)
     with pytest.raises(FunduskitError, match="no last.pt"):
         fit(config, samples, tmp_path / "empty", resume=True, show_progress=False)

@@ -4,4 +4,4 @@ Reproduces the VUNO team's REFUGE2 system (glaucoma classification, optic disc a
 segmentation, fovea localisation, GAN-trained vessel segmentation) as maintained software.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

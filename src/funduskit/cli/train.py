@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from funduskit.core.tasks import TASKS
-
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,6 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "(default: the data set's vessel masks)")
     parser.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (0: torch's default)")
+    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
+                        help="auto (default): bf16 autocast on a CUDA GPU that has it, fp32 on every CPU; "
+                             "bf16 forces autocast (emulated, slowly, on CPUs without native bf16)")
     parser.add_argument("--workers", type=int, default=None, metavar="N", help="data-loading worker processes")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
                         help="change any configuration field (repeatable), e.g. --set data.augmentation=strong")
@@ -74,6 +77,7 @@ OPTION_KEYS = {
     "seed": "seed",
     "device": "runtime.device",
     "threads": "runtime.threads",
+    "precision": "runtime.precision",
     "workers": "runtime.num_workers",
 }
 
@@ -99,15 +103,35 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
     return changes
 
 
+#: The library's words (configuration keys, arguments) for what this command spells as options.
+CLI_WORDS = {**{key: "--" + option.replace("_", "-") for option, key in OPTION_KEYS.items()},
+             "data.vessel_model": "--vessel-model", "init.checkpoint": "--init", "init.pretrained": "--pretrained",
+             "init.encoder_weights": "--encoder-weights", "init.backbone_checkpoint": "--backbone",
+             "resume": "--resume", "epochs": "--epochs", "run directory": "--out"}
+
+
+def in_cli_words(message: str) -> str:
+    """``message`` with the library's words followed by this command's option, e.g.
+    ``data.vessel_model`` -> ``data.vessel_model (--vessel-model)``."""
+    for word in sorted(CLI_WORDS, key=len, reverse=True):
+        message = re.sub(rf"(?<![\w.-]){re.escape(word)}(?![\w.])", lambda m, w=word: f"{m.group(0)} ({CLI_WORDS[w]})",
+                         message, count=1)
+    return message
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from funduskit.core.errors import FunduskitError
     from funduskit.training.train import train
 
-    result = train(
-        args.task, args.data, data_format=args.format, preset_name=args.preset, config_file=args.config,
-        overrides=overrides_from_args(args), out=args.out, resume=args.resume, show_progress=not args.quiet,
-    )
+    try:
+        result = train(
+            args.task, args.data, data_format=args.format, preset_name=args.preset, config_file=args.config,
+            overrides=overrides_from_args(args), out=args.out, resume=args.resume, show_progress=not args.quiet,
+        )
+    except FunduskitError as error:
+        raise FunduskitError(in_cli_words(str(error))) from error
     Console(quiet=args.quiet).print(
         f"Best {result.metric} {result.best_metric:.4f} at epoch {result.best_epoch}; run in {result.run_dir}"
     )

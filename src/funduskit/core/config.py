@@ -32,9 +32,8 @@ from typing import Any
 import yaml
 
 from funduskit.core.errors import DataError, FunduskitError
+from funduskit.core.presets import PRESET_NAMES, preset_fields
 from funduskit.core.tasks import TASKS
-
-PRESETS: tuple[str, ...] = ("cpu", "paper")
 
 
 @dataclass
@@ -116,8 +115,10 @@ class RuntimeConfig:
 
     ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``.
     ``threads``: ``torch.set_num_threads`` value; 0 keeps torch's default.
-    ``bf16``: ``"auto"`` (bf16 autocast on CUDA; on CPUs with native bf16 instructions for
-    prediction only, training on a CPU stays fp32), ``"on"`` or ``"off"``.
+    ``precision``: ``"auto"`` (bf16 autocast on CUDA; on CPUs with native bf16 instructions for
+    prediction only, training on a CPU stays fp32), ``"fp32"`` or ``"bf16"`` (autocast forced).
+    Configurations written before 0.2 say ``bf16: auto | on | off``; they are read as
+    ``precision: auto | bf16 | fp32``.
     """
 
     device: str = "auto"
@@ -125,7 +126,7 @@ class RuntimeConfig:
     num_workers: int = 1
     persistent_workers: bool = True
     channels_last: bool = True
-    bf16: str = "auto"
+    precision: str = "auto"
 
 
 @dataclass
@@ -171,131 +172,6 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# Presets
-# --------------------------------------------------------------------------------------------
-
-def _two_branch(name: str, photo_encoder: str, vessel_encoder: str, decoder_channels: list[int]) -> ModelSpec:
-    return ModelSpec(name, {"photo_encoder": photo_encoder, "vessel_encoder": vessel_encoder,
-                            "decoder_channels": decoder_channels})
-
-
-def _paper(task: str) -> TrainConfig:
-    segmentation_scheduler = SchedulerConfig(name="plateau_reset", patience=10, min_lr=1e-7)
-    if task in ("disc", "cup"):
-        return TrainConfig(
-            task=task, preset="paper",
-            model=_two_branch("disc_cup_segmenter", "efficientnet_b4", "efficientnet_b0", [256, 128, 64]),
-            loss=LossSpec("bce_dice", {"bce_weight": 1.0, "dice_weight": 1.0}),
-            data=DataConfig(input_size=640, preprocessing="standardize"),
-            epochs=100, batch_size=4,
-            optimizer=OptimizerConfig(name="adam", lr=1e-4),
-            scheduler=segmentation_scheduler,
-            runtime=RuntimeConfig(num_workers=4),
-        )
-    if task == "fovea":
-        return TrainConfig(
-            task=task, preset="paper",
-            model=_two_branch("fovea_localiser", "efficientnet_b4", "efficientnet_b0", [256, 128]),
-            loss=LossSpec("fovea", {"confidence_weight": 1.0, "offset_weight": 1.0, "offset_loss": "bce",
-                                    "gaussian_sigma": 0.0}),
-            data=DataConfig(input_size=640, preprocessing="standardize"),
-            epochs=100, batch_size=4,
-            optimizer=OptimizerConfig(name="adam", lr=1e-5),
-            scheduler=SchedulerConfig(name="constant"),
-            runtime=RuntimeConfig(num_workers=4),
-        )
-    if task == "vessel":
-        return TrainConfig(
-            task=task, preset="paper",
-            model=ModelSpec("vessel_generator", {"base_width": 32, "depth": 4}),
-            loss=LossSpec("bce_adversarial", {"adversarial_weight": 0.1, "dice_weight": 0.0}),
-            data=DataConfig(input_size=640, preprocessing="standardize"),
-            epochs=100, batch_size=4,
-            optimizer=OptimizerConfig(name="adam", lr=2e-4, betas=[0.5, 0.999]),
-            scheduler=SchedulerConfig(name="constant"),
-            # NCHW: the plain U-Net with BatchNorm runs about 2x slower in channels_last on CPU
-            runtime=RuntimeConfig(num_workers=4, channels_last=False),
-            discriminator=ModelSpec("vessel_discriminator", {"base_width": 32, "output": "image"}),
-            discriminator_optimizer=OptimizerConfig(name="adam", lr=2e-4, betas=[0.5, 0.999]),
-        )
-    if task == "glaucoma":
-        return TrainConfig(
-            task=task, preset="paper",
-            model=ModelSpec("glaucoma_classifier", {"backbone": "efficientnet_b0", "pool_size": 4}),
-            loss=LossSpec("bce", {}),
-            data=DataConfig(input_size=1024, preprocessing="normalize", split="stratified"),
-            epochs=100, batch_size=64,
-            optimizer=OptimizerConfig(name="sgd", lr=1e-3, momentum=0.9),
-            scheduler=SchedulerConfig(name="plateau_reset", factor=0.1, patience=10, min_lr=1e-6),
-            runtime=RuntimeConfig(num_workers=8),
-        )
-    raise FunduskitError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-
-
-def _cpu(task: str) -> TrainConfig:
-    # Tuned on synthetic data (benchmarks/training.py): MobileNetV3-small encoders train from
-    # random weights several times faster than EfficientNet-B0 on a CPU and reach the targets;
-    # Adam from scratch instead of the report's fine-tuning / SGD on a frozen backbone.
-    runtime = RuntimeConfig(threads=2, num_workers=1)
-    photo, vessel_branch = "mobilenetv3_small_100", "mobilenetv3_small_050"
-    if task in ("disc", "cup", "fovea"):
-        if task == "fovea":
-            model = _two_branch("fovea_localiser", photo, vessel_branch, [64, 32])
-            loss = LossSpec("fovea", {"confidence_weight": 1.0, "offset_weight": 1.0, "offset_loss": "l1",
-                                      "gaussian_sigma": 0.0})
-        else:
-            model = _two_branch("disc_cup_segmenter", photo, vessel_branch, [64, 32, 16])
-            loss = LossSpec("bce_dice", {"bce_weight": 1.0, "dice_weight": 1.0})
-        return TrainConfig(
-            task=task, preset="cpu", model=model, loss=loss,
-            # the cup is a few pixels across at 256: it gets a larger input than the disc and fovea
-            data=DataConfig(input_size=320 if task == "cup" else 256, preprocessing="standardize",
-                            augmentation="light"),
-            epochs={"disc": 5, "cup": 8, "fovea": 6}[task], batch_size=4,
-            optimizer=OptimizerConfig(name="adam", lr=1e-3),
-            scheduler=SchedulerConfig(name="plateau_reset", patience=3, min_lr=1e-5),
-            runtime=runtime,
-        )
-    if task == "vessel":
-        return TrainConfig(
-            task=task, preset="cpu",
-            model=ModelSpec("vessel_generator", {"base_width": 8, "depth": 4}),
-            # + a soft-Dice term: with the pixel BCE alone the thin vessels took twice the epochs
-            loss=LossSpec("bce_adversarial", {"adversarial_weight": 0.1, "dice_weight": 1.0}),
-            data=DataConfig(input_size=384, preprocessing="standardize", augmentation="light"),
-            epochs=3, batch_size=4,
-            optimizer=OptimizerConfig(name="adam", lr=1e-3, betas=[0.5, 0.999]),
-            scheduler=SchedulerConfig(name="constant"),
-            runtime=runtime,
-            discriminator=ModelSpec("vessel_discriminator", {"base_width": 8, "output": "image"}),
-            discriminator_optimizer=OptimizerConfig(name="adam", lr=1e-3, betas=[0.5, 0.999]),
-        )
-    if task == "glaucoma":
-        return TrainConfig(
-            task=task, preset="cpu",
-            model=ModelSpec("glaucoma_classifier", {"backbone": photo, "pool_size": 4}),
-            loss=LossSpec("bce", {}),
-            data=DataConfig(input_size=320, preprocessing="normalize", augmentation="light"),
-            epochs=20, batch_size=16,
-            optimizer=OptimizerConfig(name="adam", lr=1e-3),
-            scheduler=SchedulerConfig(name="plateau_reset", factor=0.1, patience=4, min_lr=1e-5),
-            runtime=runtime,
-        )
-    raise FunduskitError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-
-
-def preset(task: str, name: str = "cpu") -> TrainConfig:
-    """The preset configuration ``name`` (``"cpu"`` or ``"paper"``) of ``task``; a fresh object each call."""
-    if task not in TASKS:
-        raise FunduskitError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if name == "paper":
-        return _paper(task)
-    if name == "cpu":
-        return _cpu(task)
-    raise FunduskitError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-
-
-# --------------------------------------------------------------------------------------------
 # Dict / YAML round trip and overrides
 # --------------------------------------------------------------------------------------------
 
@@ -332,8 +208,28 @@ def from_dict(cls: type, data: dict[str, Any], *, where: str = "config") -> Any:
         raise FunduskitError(f"{where}: {error}") from error
 
 
+def preset(task: str, name: str = "cpu") -> TrainConfig:
+    """The preset configuration ``name`` (a column of :mod:`funduskit.core.presets`) of ``task``;
+    a fresh object each call."""
+    if task not in TASKS:
+        raise FunduskitError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if name not in PRESET_NAMES:
+        raise FunduskitError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+    return from_dict(TrainConfig, preset_fields(task, name))
+
+
+#: The ``runtime.bf16`` values of configurations written before 0.2, as ``runtime.precision``.
+LEGACY_BF16 = {"auto": "auto", "on": "bf16", "off": "fp32", True: "bf16", False: "fp32"}
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """A :class:`TrainConfig` from the dict form written by :func:`save_config`."""
+    """A :class:`TrainConfig` from the dict form written by :func:`save_config` (or by an older
+    funduskit: ``runtime.bf16`` is read as ``runtime.precision``)."""
+    runtime = data.get("runtime") if isinstance(data, dict) else None
+    if isinstance(runtime, dict) and "bf16" in runtime and "precision" not in runtime:
+        runtime = {key: value for key, value in runtime.items() if key != "bf16"}
+        runtime["precision"] = LEGACY_BF16.get(data["runtime"]["bf16"], data["runtime"]["bf16"])
+        data = {**data, "runtime": runtime}
     return from_dict(TrainConfig, data)
 
 

@@ -31,8 +31,8 @@ from pathlib import Path
 import yaml
 
 from funduskit.core.config import TrainConfig, load_config
-from funduskit.core.tasks import SEGMENTATION_TASKS, TASKS
 from funduskit.core.errors import DataError, FunduskitError
+from funduskit.core.tasks import TASKS
 from funduskit.inference.glaucoma_combiner import GlaucomaCombiner
 from funduskit.runs.layout import CHECKPOINT_NAMES, CONFIG_FILE
 

@@ -65,13 +65,16 @@ from funduskit.inference.report import (
     write_report,
 )
 from funduskit.inference.results import (
+    OVERLAYS_DIR,
+    PROBABILITIES_DIR,
+    RUN_RECORD,
     ImageResult,
     load_result,
     load_results,
     save_result,
     write_tables,
 )
-from funduskit.runtime.device import resolve_runtime
+from funduskit.runtime.device import PRECISIONS, resolve_runtime
 from funduskit.runtime.memory import return_freed_buffers_to_system
 from funduskit.scoring.submission import (
     SEGMENTATION_DIR,
@@ -80,9 +83,6 @@ from funduskit.scoring.submission import (
     write_submission,
 )
 
-OVERLAYS_DIR = "overlays"
-PROBABILITIES_DIR = "probabilities"
-RUN_RECORD = "predict.json"
 #: Longer side of the saved probability maps (float16) used by ``funduskit tune``.
 PROBABILITY_SIDE = 512
 
@@ -205,8 +205,8 @@ def predict_photos(
     started = time.perf_counter()
     if options.batch_size < 0:
         raise FunduskitError(f"--batch-size must be at least 1 (or 0 for the device's default), got {options.batch_size}")
-    if options.precision not in ("auto", "bf16", "fp32"):
-        raise FunduskitError(f"precision must be auto, bf16 or fp32, not {options.precision!r}")
+    if options.precision not in PRECISIONS:
+        raise FunduskitError(f"precision must be one of {', '.join(PRECISIONS)}, not {options.precision!r}")
     if options.backend not in ("auto", "torch", "onnx"):
         raise FunduskitError(f"backend must be auto, torch or onnx, not {options.backend!r}")
     files = list_inputs(inputs)
@@ -215,9 +215,9 @@ def predict_photos(
     require_tasks(runs, models_dir)
     thresholds = read_thresholds(models_dir)
     backend = _resolve_backend(options.backend, runs)
-    bf16 = {"auto": "auto", "bf16": "on", "fp32": "off"}[options.precision]
     runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
-                                            channels_last=options.channels_last, bf16=bf16))
+                                            channels_last=options.channels_last,
+                                            precision=options.precision))
     settings_key = fingerprint(runs, {
         "tta": options.tta, "bf16": runtime.bf16, "thresholds": thresholds.as_dict(),
         "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,

@@ -35,7 +35,7 @@ from funduskit.core.errors import FunduskitError
 from funduskit.core.tasks import TASKS
 from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds
-from funduskit.inference.postprocess import clean_mask, merge_disc_cup
+from funduskit.inference.postprocess import postprocess_disc_cup
 from funduskit.models.fovea import decode_fovea
 from funduskit.models.maps import resize_maps
 from funduskit.runtime.device import Runtime
@@ -68,11 +68,6 @@ def load_network(run: RunInfo, runtime: Runtime) -> nn.Module:
     return optimise_for_inference(_trained_network(run), runtime)
 
 
-def load_plain_network(run: RunInfo, runtime: Runtime) -> nn.Module:
-    """The trained network of a run as trained, in eval mode on the device (the baseline)."""
-    return runtime.prepare(_trained_network(run))
-
-
 def _trained_network(run: RunInfo) -> nn.Module:
     if run.checkpoint.suffix == ".onnx":
         raise FunduskitError(f"{run.run_dir} is an ONNX export ({run.checkpoint.name}); predict with --backend onnx")
@@ -84,8 +79,8 @@ def _trained_network(run: RunInfo) -> nn.Module:
     return network.eval()
 
 
-#: Makes the network of a run on a runtime: :func:`load_network` (torch, optimised),
-#: :func:`load_plain_network`, or :func:`funduskit.inference.onnx_backend.load_onnx_network`.
+#: Makes the network of a run on a runtime: :func:`load_network` (torch, optimised) or
+#: :func:`funduskit.inference.onnx_backend.load_onnx_network`.
 NetworkLoader = Callable[[RunInfo, Runtime], nn.Module]
 
 
@@ -192,9 +187,7 @@ class Predictor:
         for index, image in enumerate(images):
             disc_map = Geometry.for_image(image, disc.shape[-1]).map_to_original(disc[index])
             cup_map = Geometry.for_image(image, cup.shape[-1]).map_to_original(cup[index])
-            mask = merge_disc_cup(
-                clean_mask(disc_map, self.thresholds.disc), clean_mask(cup_map, self.thresholds.cup)
-            )
+            mask = postprocess_disc_cup(disc_map, cup_map, self.thresholds.disc, self.thresholds.cup)
             vessels = Geometry.for_image(image, vessel_square.shape[-1]).map_to_original(
                 vessel_square[index, 0].float().cpu().numpy()
             )

@@ -20,9 +20,13 @@ from funduskit.core.files import atomic_write_text
 
 Status = Literal["ok", "error"]
 
+#: The files of a ``funduskit predict`` output folder (besides the REFUGE submission files).
 RESULTS_DIR = "results"
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
+OVERLAYS_DIR = "overlays"
+PROBABILITIES_DIR = "probabilities"
+RUN_RECORD = "predict.json"
 
 
 @dataclass

@@ -36,9 +36,8 @@ from funduskit.inference.glaucoma_combiner import (
     fit_combiner,
 )
 from funduskit.inference.model_store import THRESHOLDS_FILE, Thresholds
-from funduskit.inference.pipeline import PROBABILITIES_DIR, RUN_RECORD
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
-from funduskit.inference.results import load_result
+from funduskit.inference.results import PROBABILITIES_DIR, RUN_RECORD, load_result
 from funduskit.scoring.metrics import auroc, cup_of, dice, disc_of, vertical_cdr
 from funduskit.scoring.submission import image_stem
 

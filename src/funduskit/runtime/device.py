@@ -2,7 +2,7 @@
 
 On CPUs bf16 autocast is only worth it (and only accurate enough to be the default) with native
 bf16 instructions (AVX-512 BF16 or AMX); on others, e.g. AVX2-only cores, it is emulated and
-slower than fp32, so ``bf16="auto"`` turns it off there. For *training* on a CPU ``auto`` means
+slower than fp32, so ``precision="auto"`` turns it off there. For *training* on a CPU ``auto`` means
 fp32 on every kind: bf16 autocast changed what the small networks learned (the demo's glaucoma
 AUROC 0.80 under bf16 vs 0.88 in fp32, docs/decisions.md "Precision"), and a model must not depend
 on which CPU trained it. On CUDA ``auto`` is bf16 autocast where the GPU supports it. channels_last speeds up the depthwise
@@ -20,6 +20,10 @@ from torch import nn
 from funduskit.core.config import RuntimeConfig
 from funduskit.core.errors import FunduskitError
 
+#: What ``runtime.precision`` / ``--precision`` may say, and what it resolves to.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+RESOLVED_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+
 
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX)."""
@@ -32,9 +36,18 @@ class Runtime:
     """The resolved runtime of a run (what :func:`resolve_runtime` decided)."""
 
     device: torch.device
-    bf16: bool
+    precision: str  # "fp32" or "bf16" (autocast)
     channels_last: bool
     threads: int
+
+    def __post_init__(self) -> None:
+        if self.precision not in RESOLVED_PRECISIONS:
+            raise ValueError(f"a resolved precision is one of {', '.join(RESOLVED_PRECISIONS)}, not {self.precision!r}")
+
+    @property
+    def bf16(self) -> bool:
+        """True when the networks run under bf16 autocast."""
+        return self.precision == "bf16"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on this device when enabled, else a no-op context."""
@@ -70,7 +83,7 @@ def resolve_runtime(config: RuntimeConfig, *, training: bool = False) -> Runtime
 
     Args:
         config: the run's runtime settings.
-        training: the runtime of a training run (``bf16="auto"`` is then fp32 on CPU; see the
+        training: the runtime of a training run (``precision="auto"`` is then fp32 on CPU; see the
             module doc); else of prediction.
     """
     if config.device == "auto":
@@ -81,12 +94,13 @@ def resolve_runtime(config: RuntimeConfig, *, training: bool = False) -> Runtime
             raise FunduskitError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    if config.bf16 not in ("auto", "on", "off"):
-        raise FunduskitError(f"runtime.bf16 must be 'auto', 'on' or 'off', not {config.bf16!r}")
-    if config.bf16 == "auto":
+    if config.precision not in PRECISIONS:
+        raise FunduskitError(f"runtime.precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
+    precision = config.precision
+    if precision == "auto":
         bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
             device.type == "cpu" and not training and cpu_has_native_bf16()
         )
-    else:
-        bf16 = config.bf16 == "on"
-    return Runtime(device=device, bf16=bf16, channels_last=config.channels_last, threads=torch.get_num_threads())
+        precision = "bf16" if bf16 else "fp32"
+    return Runtime(device=device, precision=precision, channels_last=config.channels_last,
+                   threads=torch.get_num_threads())

@@ -17,7 +17,7 @@ What was measured and *not* kept (see ``docs/performance.md``): ``torch.compile`
 freezing) took over two minutes to compile one EfficientNet-B4 on two cores for a 16 % gain;
 ``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference`` was not faster than the eager
 channels_last network; bf16 autocast is only used where the CPU computes bf16 natively
-(:func:`cpu_supports_bf16`; emulated bf16 matmuls run at < 1 GFLOP/s).
+(:func:`funduskit.runtime.device.cpu_has_native_bf16`; emulated bf16 matmuls run at < 1 GFLOP/s).
 
 Example:
     >>> from funduskit.models import create_model
@@ -37,12 +37,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from funduskit.runtime.device import Runtime, cpu_has_native_bf16
+from funduskit.runtime.device import Runtime
 
 __all__ = [
     "ActivationOnly",
     "WinogradConv2d",
-    "cpu_supports_bf16",
     "example_input",
     "fold_batch_norms",
     "optimise_for_inference",
@@ -53,14 +52,6 @@ __all__ = [
 #: Largest output difference (relative to the output's range) accepted after a rewrite; above it
 #: the rewrite is undone. Folding is exact up to rounding (~1e-6); Winograd ~1e-5.
 REWRITE_TOLERANCE = 1e-3
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX), so bf16 autocast pays.
-
-    The one implementation lives in :func:`funduskit.runtime.device.cpu_has_native_bf16`.
-    """
-    return cpu_has_native_bf16()
 
 
 def winograd_available() -> bool:

@@ -198,14 +198,14 @@ def make_runtime(mode: str, threads: int, precision: str = "auto"):  # noqa: ANN
     computes it natively, as ``funduskit predict`` does); the others are fp32 NCHW."""
     import torch
 
-    from funduskit.runtime.device import Runtime
-    from funduskit.runtime.optimise import cpu_supports_bf16
+    from funduskit.runtime.device import Runtime, cpu_has_native_bf16
 
     torch.set_num_threads(threads)
     if mode == "torch":
-        bf16 = {"auto": cpu_supports_bf16(), "bf16": True, "fp32": False}[precision]
-        return Runtime(torch.device("cpu"), bf16=bf16, channels_last=True, threads=threads)
-    return Runtime(torch.device("cpu"), bf16=False, channels_last=False, threads=threads)
+        if precision == "auto":
+            precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        return Runtime(torch.device("cpu"), precision=precision, channels_last=True, threads=threads)
+    return Runtime(torch.device("cpu"), precision="fp32", channels_last=False, threads=threads)
 
 
 def prepare_for_mode(network, mode: str, runtime, onnx_path: Path | None = None, input_size: int = 0):  # noqa: ANN001, ANN201
@@ -559,7 +559,8 @@ def machine_description(threads: int) -> dict[str, Any]:
     import torch
 
     from funduskit import __version__
-    from funduskit.runtime.optimise import cpu_supports_bf16, winograd_available
+    from funduskit.runtime.device import cpu_has_native_bf16
+    from funduskit.runtime.optimise import winograd_available
 
     model = platform.processor() or "unknown"
     try:
@@ -580,7 +581,7 @@ def machine_description(threads: int) -> dict[str, Any]:
         "cpu": model, "cores": os.cpu_count(), "threads": threads, "platform": platform.platform(),
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": ort_version,
         "funduskit": __version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "avx512": " avx512f" in flags, "native_bf16": cpu_supports_bf16(), "nnpack_winograd": winograd_available(),
+        "avx512": " avx512f" in flags, "native_bf16": cpu_has_native_bf16(), "nnpack_winograd": winograd_available(),
     }
 
 

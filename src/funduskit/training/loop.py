@@ -110,7 +110,7 @@ def vessel_input_mode(config: TrainConfig, task: Task) -> str:
     if mode not in ("ground_truth", "model", "none"):
         raise FunduskitError(f"data.vessel_input must be auto, ground_truth, model or none, not {mode!r}")
     if mode == "model" and not config.data.vessel_model:
-        raise FunduskitError("data.vessel_input is 'model' but no data.vessel_model checkpoint is given (--vessel-model)")
+        raise FunduskitError("data.vessel_input is 'model' but no data.vessel_model checkpoint is given")
     return mode
 
 
@@ -127,7 +127,7 @@ def build_items(task: Task, config: TrainConfig, samples: Sequence[Sample], *, t
         if lacking:
             raise FunduskitError(
                 f"the {task.name!r} network takes a vessel map as input, and {len(lacking)} image(s) have no "
-                f"vessel mask (e.g. {lacking[0]}); train a vessel model first and pass it with --vessel-model RUN"
+                f"vessel mask (e.g. {lacking[0]}); train a vessel model first and set data.vessel_model to its run"
             )
     vessel_size = 0
     if mode == "model":
@@ -246,7 +246,7 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
         return
     if (run_dir / LAST).exists():
         raise FunduskitError(
-            f"{run_dir} already holds a training run; resume it with --resume {run_dir}, or choose another --out"
+            f"{run_dir} already holds a training run; resume it (resume {run_dir}) or train into another run directory"
         )
 
 
@@ -387,11 +387,12 @@ def _save_epoch(run_dir: Path, task: Task, parts: Parts, schedule: Any, run: _Ru
 
 def _starting_weights(config: TrainConfig) -> str:
     init = config.init
-    given = [("--pretrained", init.pretrained), ("--encoder-weights", init.encoder_weights),
-             ("--init", init.checkpoint), ("--backbone", init.backbone_checkpoint)]
+    given = [("init.pretrained", init.pretrained), ("init.encoder_weights", init.encoder_weights),
+             ("init.checkpoint", init.checkpoint), ("init.backbone_checkpoint", init.backbone_checkpoint)]
     used = [name for name, value in given if value]
     if not used:
-        return "Starting from random weights (no --pretrained, --encoder-weights, --init or --backbone)."
+        return ("Starting from random weights (no init.pretrained, init.encoder_weights, init.checkpoint or "
+                "init.backbone_checkpoint).")
     return f"Starting weights from {', '.join(used)}."
 
 
@@ -490,7 +491,7 @@ def evaluate_checkpoint(checkpoint: str | Path, samples: Sequence[Sample], *, th
     for key, value in (overrides or {}).items():
         setattr(config.data, key, value)
     task = get_task(config.task)
-    runtime = Runtime(device=torch.device("cpu"), bf16=False, channels_last=config.runtime.channels_last,
+    runtime = Runtime(device=torch.device("cpu"), precision="fp32", channels_last=config.runtime.channels_last,
                       threads=torch.get_num_threads())
     models = {role: runtime.prepare(load_trained_model(checkpoint, role)[0]) for role in task.model_names(config)}
     parts = Parts(models=models, optimizers={}, loss=build_loss(config.loss.name, **config.loss.kwargs),

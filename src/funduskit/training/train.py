@@ -52,10 +52,10 @@ def train(task: str, data: str | Path, *, data_format: str | None = None, preset
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / CONFIG_FILE).is_file():
-            raise FunduskitError(f"{run_dir} is not a training run (no {CONFIG_FILE}); --resume takes a run directory")
+            raise FunduskitError(f"{run_dir} is not a training run (no {CONFIG_FILE}); resume takes a run directory")
         extra = set(overrides or {}) - {"epochs"}
         if extra:
-            raise FunduskitError(f"a resumed run keeps its configuration; only --epochs may change (got {', '.join(sorted(extra))})")
+            raise FunduskitError(f"a resumed run keeps its configuration; only epochs may change (got {', '.join(sorted(extra))})")
         config = resume_config(run_dir, epochs=(overrides or {}).get("epochs"))
         if config.task != task:
             raise FunduskitError(f"{run_dir} trains the {config.task!r} task, not {task!r}")

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 import yaml
 
-from funduskit.core.tasks import TASKS
 from funduskit.core.errors import DataError
+from funduskit.core.tasks import TASKS
 from funduskit.transforms.preprocess import Geometry
 
 """Tasks with an augmentation preset."""

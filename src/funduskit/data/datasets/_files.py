@@ -60,15 +60,6 @@ def child_dir(folder: Path, *names: str) -> Path | None:
     return None
 
 
-def child_file(folder: Path, *names: str) -> Path | None:
-    """The file directly in ``folder`` whose name matches one of ``names``, ignoring case."""
-    by_name = {p.name.lower(): p for p in sorted(folder.iterdir()) if p.is_file()}
-    for name in names:
-        if name.lower() in by_name:
-            return by_name[name.lower()]
-    return None
-
-
 def split_from_path(path: Path, root: Path | None = None) -> str | None:
     """The split named by the deepest folder (or file) name of ``path``, from ``root``'s own
     name down (all of ``path`` when ``root`` is None).
@@ -107,19 +98,6 @@ class FileIndex:
         """The file called ``name`` (with or without its suffix), or ``None``."""
         name = Path(str(name).strip()).name.lower()
         return self._by_name.get(name) or self._by_stem.get(name) or self._by_stem.get(Path(name).stem)
-
-
-def image_index(folders: Iterable[Path], where: Path) -> FileIndex:
-    """A :class:`FileIndex` of the images directly in each of ``folders``."""
-    return FileIndex((p for folder in folders for p in list_images(folder)), where)
-
-
-def require_file(path: Path, what: str, *, image: Path | None = None) -> Path:
-    """``path`` itself, or a DataError saying that the ``what`` of ``image`` is missing."""
-    if path.is_file():
-        return path
-    owner = f" for {image.name}" if image is not None else ""
-    raise DataError(path, f"the {what}{owner} is missing", fix="check that every image has its file")
 
 
 def check_same_size(image_path: Path, mask_path: Path, what: str = "mask") -> None:
