@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from funduskit.tools.bench import main
+from funduskit.cli.bench import main
 
 if __name__ == "__main__":
     sys.exit(main(program="python benchmarks/inference.py"))

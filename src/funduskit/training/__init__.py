@@ -16,10 +16,11 @@ report is silent.
 
 from __future__ import annotations
 
-from funduskit.training.loop import TrainResult, evaluate_checkpoint, fit, resume_config
+from funduskit.training.loop import TrainResult, fit, resume_config
 from funduskit.training.scheduler import ReduceOnPlateauWithReset
 from funduskit.training.splits import Split, make_split, read_split, write_split
 from funduskit.training.tasks import get_task
+from funduskit.training.validation import evaluate_checkpoint
 
 __all__ = ["ReduceOnPlateauWithReset", "Split", "TrainResult", "evaluate_checkpoint", "fit", "get_task", "make_split",
            "read_split", "resume_config", "write_split"]

@@ -1,13 +1,6 @@
 """The training loop, the same for every task: :func:`fit` trains one fold into a run directory.
 
-A run directory holds::
-
-    config.yaml         the resolved configuration (funduskit.core.config)
-    split.csv           image_id -> fold, role (funduskit.training.splits)
-    augmentation.yaml   the augmentation pipeline (funduskit.transforms.augment.save_augmentation)
-    last.pt, best.pt    checkpoints after the latest epoch / at the best validation metric
-    metrics.csv         one row per epoch: losses, validation metric, learning rate, seconds
-    curves.png          the curves of metrics.csv
+The run directory's files are listed in :mod:`funduskit.runs.layout`.
 
 :func:`fit` with ``resume=True`` continues from ``last.pt`` and gives the result an uninterrupted
 run would have given: the epoch order and every augmentation are seeded from
@@ -34,7 +27,6 @@ from torch.utils.data import DataLoader
 
 from funduskit.core.config import (
     TrainConfig,
-    config_from_dict,
     load_config,
     save_config,
 )
@@ -50,25 +42,23 @@ from funduskit.runs.layout import (
     LAST,
     METRICS_FILE,
     SPLIT_FILE,
-    checkpoint_file,
 )
-from funduskit.runs.networks import build_model, load_trained_model
+from funduskit.runs.networks import build_model
 from funduskit.runtime.device import Runtime, resolve_runtime
 from funduskit.training.builders import build_optimizer, build_scheduler
 from funduskit.training.data import (
     AugmentedDataset,
     CachedItem,
     EpochBatchSampler,
-    cache_samples,
     single_threaded_opencv,
-    soft_to_network,
     worker_init,
 )
 from funduskit.training.history import plot_curves, write_metrics_csv
+from funduskit.training.items import build_items, usable_samples
 from funduskit.training.losses import build_loss
 from funduskit.training.splits import Split, make_split, read_split, write_split
 from funduskit.training.tasks import Parts, Task, get_task
-from funduskit.transforms.preprocess import Geometry
+from funduskit.training.validation import validate
 
 
 @dataclass
@@ -87,84 +77,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def usable_samples(task: Task, samples: Sequence[Sample], *, where: str = "the data set") -> list[Sample]:
-    """The samples carrying the task's labels; a clear error when there are none."""
-    usable = [sample for sample in samples if task.usable(sample)]
-    if not usable:
-        raise FunduskitError(
-            f"{where} has no {task.needs}, which the {task.name!r} task trains on "
-            f"({len(samples)} image(s) read, none labelled); choose a data set that has them"
-        )
-    return usable
-
-
-def vessel_input_mode(config: TrainConfig, task: Task) -> str:
-    """``"ground_truth"``, ``"model"`` or ``"none"``: where the vessel-map input comes from."""
-    if not task.uses_vessel_input:
-        return "none"
-    mode = config.data.vessel_input
-    if mode == "auto":
-        return "model" if config.data.vessel_model else "ground_truth"
-    if mode not in ("ground_truth", "model", "none"):
-        raise FunduskitError(f"data.vessel_input must be auto, ground_truth, model or none, not {mode!r}")
-    if mode == "model" and not config.data.vessel_model:
-        raise FunduskitError("data.vessel_input is 'model' but no data.vessel_model checkpoint is given")
-    return mode
-
-
-def build_items(task: Task, config: TrainConfig, samples: Sequence[Sample], *, threads: int,
-                show_progress: bool, description: str) -> list[CachedItem]:
-    """Decode, letterbox and cache ``samples`` with their targets and vessel-map input."""
-    from funduskit.data.datasets import load_vessel_mask
-    from funduskit.data.io import load_image
-
-    size = config.data.input_size
-    mode = vessel_input_mode(config, task)
-    if mode == "ground_truth":
-        lacking = [sample.image_id for sample in samples if sample.vessel_mask_path is None]
-        if lacking:
-            raise FunduskitError(
-                f"the {task.name!r} network takes a vessel map as input, and {len(lacking)} image(s) have no "
-                f"vessel mask (e.g. {lacking[0]}); train a vessel model first and set data.vessel_model to its run"
-            )
-    vessel_size = 0
-    if mode == "model":
-        vessel_model, vessel_config = load_trained_model(config.data.vessel_model)  # type: ignore[arg-type]
-        vessel_size = config.data.vessel_model_size or vessel_config.data.input_size
-
-    def cache_one(sample: Sample) -> CachedItem:
-        image = load_image(sample.image_path)
-        geometry = Geometry.for_image(image, size)
-        item = CachedItem(image=geometry.to_network(image), geometry=geometry, **task.targets(sample, geometry))
-        if mode == "ground_truth":
-            item.vessels = soft_to_network(load_vessel_mask(sample), geometry)
-        elif mode == "none" and task.uses_vessel_input:
-            item.vessels = np.zeros((size, size), dtype=np.uint8)
-        elif mode == "model":
-            item.vessel_photo = Geometry.for_image(image, vessel_size).to_network(image)
-        return item
-
-    items = cache_samples(samples, cache_one, threads=threads, description=description, show_progress=show_progress)
-    if mode == "model":
-        attach_vessel_maps(items, vessel_model, vessel_config, size)
-    return items
-
-
-def attach_vessel_maps(items: Sequence[CachedItem], model: torch.nn.Module, vessel_config: TrainConfig,
-                       size: int, batch_size: int = 4) -> None:
-    """Run a trained vessel generator on each item's ``vessel_photo`` and store the map at ``size``."""
-    from funduskit.models.maps import resize_maps
-    from funduskit.transforms.preprocess import preprocess
-
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        photos = np.stack([preprocess(item.vessel_photo, vessel_config.data.preprocessing) for item in chunk])
-        probabilities = resize_maps(model.predict(torch.from_numpy(photos.transpose(0, 3, 1, 2))), size)
-        for item, probability in zip(chunk, probabilities[:, 0].numpy()):
-            item.vessels = np.clip(probability * 255 + 0.5, 0, 255).astype(np.uint8)  # as prediction resizes it
-            item.vessel_photo = None
 
 
 def _loader(dataset: AugmentedDataset, sampler: EpochBatchSampler, config: TrainConfig, seed: int) -> DataLoader:
@@ -192,30 +104,6 @@ def _improved(metric: float, best: float | None, mode: str) -> bool:
 def _average(records: list[dict[str, float]]) -> dict[str, float]:
     keys = {key for record in records for key in record}
     return {key: float(np.mean([record[key] for record in records if key in record])) for key in keys}
-
-
-def predict_loader(task: Task, parts: Parts, loader: DataLoader) -> tuple[list[torch.Tensor], dict[str, float]]:
-    """Probabilities of every item of ``loader`` (in order) and the size-weighted mean losses (``val_*``)."""
-    for model in parts.models.values():
-        model.eval()
-    probabilities: list[torch.Tensor] = []
-    losses: list[dict[str, float]] = []
-    sizes: list[int] = []
-    for batch in loader:
-        batch_probabilities, batch_losses = task.predict_batch(parts, batch)
-        probabilities.extend(batch_probabilities)
-        losses.append(batch_losses)
-        sizes.append(len(batch_probabilities))
-    weights = np.asarray(sizes, dtype=float) / max(1, sum(sizes))
-    mean_losses = {f"val_{key}": float(sum(w * loss[key] for w, loss in zip(weights, losses))) for key in losses[0]}
-    return probabilities, mean_losses
-
-
-def validate(task: Task, parts: Parts, loader: DataLoader, items: Sequence[CachedItem]) -> dict[str, float]:
-    """Validation losses (``val_*``) and the task's metrics over ``loader`` (no augmentation)."""
-    probabilities, record = predict_loader(task, parts, loader)
-    record.update(task.score(probabilities, items, parts.extra))
-    return record
 
 
 def build_parts(task: Task, config: TrainConfig, runtime: Runtime) -> Parts:
@@ -471,40 +359,3 @@ def resume_config(run_dir: str | Path, *, epochs: int | None = None) -> TrainCon
     if epochs is not None:
         config.epochs = epochs
     return config
-
-
-def evaluate_checkpoint(checkpoint: str | Path, samples: Sequence[Sample], *, threads: int = 1,
-                        show_progress: bool = False, original_size: bool = False,
-                        overrides: dict[str, Any] | None = None) -> dict[str, float]:
-    """The task's validation metrics of a trained checkpoint on other samples (e.g. a held-out set).
-
-    Args:
-        checkpoint: a checkpoint file or a run directory (its ``best.pt``).
-        samples: the images to score; those without the task's labels are left out.
-        threads: threads decoding the images.
-        original_size: segmentation tasks also give ``dice_original_size``, the Dice of the
-            probability map mapped back to each photograph's own size (thresholded at 0.5).
-        overrides: changes to the run's data configuration, e.g. ``{"vessel_model": "runs/vessel"}``
-            to feed a vessel generator's maps to a disc model trained on reference vessel masks.
-    """
-    config = config_from_dict(ckpt.load_checkpoint(checkpoint_file(checkpoint))["config"])
-    for key, value in (overrides or {}).items():
-        setattr(config.data, key, value)
-    task = get_task(config.task)
-    runtime = Runtime(device=torch.device("cpu"), precision="fp32", channels_last=config.runtime.channels_last,
-                      threads=torch.get_num_threads())
-    models = {role: runtime.prepare(load_trained_model(checkpoint, role)[0]) for role in task.model_names(config)}
-    parts = Parts(models=models, optimizers={}, loss=build_loss(config.loss.name, **config.loss.kwargs),
-                  runtime=runtime, config=config,
-                  extra={"output_reduction": getattr(models["model"], "output_reduction", 1)})
-    usable = usable_samples(task, samples)
-    items = build_items(task, config, usable, threads=threads, show_progress=show_progress,
-                        description=f"Caching {len(usable)} images")
-    dataset = AugmentedDataset(items, preprocessing=config.data.preprocessing,
-                               to_tensors=lambda item, arrays: task.to_tensors(item, arrays, parts.extra))
-    sampler = EpochBatchSampler(len(dataset), config.validation_batch_size or config.batch_size, seed=0, shuffle=False)
-    probabilities, record = predict_loader(task, parts, DataLoader(dataset, batch_sampler=sampler, num_workers=0))
-    record.update(task.score(probabilities, items, parts.extra))
-    if original_size and hasattr(task, "score_at_original_size"):
-        record.update(task.score_at_original_size(probabilities, items, usable))
-    return record

@@ -9,7 +9,8 @@ from typing import Any
 from funduskit.core.config import TrainConfig, load_config, override, preset
 from funduskit.core.errors import FunduskitError
 from funduskit.runs.layout import CONFIG_FILE
-from funduskit.training.loop import TrainResult, fit, resume_config, usable_samples
+from funduskit.training.items import usable_samples
+from funduskit.training.loop import TrainResult, fit, resume_config
 from funduskit.training.tasks import get_task
 
 

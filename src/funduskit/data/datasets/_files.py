@@ -110,3 +110,23 @@ def check_same_size(image_path: Path, mask_path: Path, what: str = "mask") -> No
             f"{image_wh[0]}x{image_wh[1]}; a {what} must have its image's size",
             fix="use the mask made for this image, at full resolution",
         )
+
+
+def matching_file(index: FileIndex | None, image: Path, what: str, *, required: bool = False) -> Path | None:
+    """The file of ``index`` with ``image``'s stem, checked to have the image's size.
+
+    Returns ``None`` when there is no index, or no such file and it is not ``required``.
+
+    Raises:
+        DataError: a required file is missing, or the file's size differs from the image's.
+    """
+    if index is None:
+        return None
+    path = index.find(image.stem)
+    if path is None:
+        if required:
+            raise DataError(index.where / f"{image.stem}.png", f"the {what} for {image.name} is missing",
+                            fix=f"every image in the split needs its {what}")
+        return None
+    check_same_size(image, path, what)
+    return path

@@ -13,11 +13,13 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from funduskit.core.errors import DataError
 from funduskit.data.datasets._files import FileIndex, name_key
+from funduskit.data.sample import Sample
 
 TABLE_SUFFIXES = frozenset({".csv", ".xlsx", ".xls"})
 
@@ -283,3 +285,10 @@ def read_annotations(
                 fovea = parse_point(table, row_number, (x_column, y_column), (row[x_column], row[y_column]))
                 entry.fovea = fovea if fovea is not None else entry.fovea
     return annotations
+
+
+def annotated_sample(image: Path, annotation: Annotation | None, **fields: Any) -> Sample:
+    """The :class:`Sample` of ``image`` with the label and fovea its spreadsheet row gives;
+    ``fields`` set the rest (and override the label where the layout knows better)."""
+    given: dict[str, Any] = {"fovea": annotation.fovea, "label": annotation.label} if annotation else {}
+    return Sample(image_id=image.name, image_path=image, **(given | fields))

@@ -18,7 +18,11 @@ from pathlib import Path
 from funduskit.core.errors import DataError
 from funduskit.data.datasets._files import FileIndex, list_images
 from funduskit.data.datasets._format import DatasetFormat
-from funduskit.data.datasets._tables import find_tables, read_annotations
+from funduskit.data.datasets._tables import (
+    annotated_sample,
+    find_tables,
+    read_annotations,
+)
 from funduskit.data.sample import Sample
 
 
@@ -41,14 +45,7 @@ def read(folder: Path) -> list[Sample]:
     annotations = read_annotations(find_tables(folder), FileIndex(images, folder))
     samples = []
     for image in images:
-        annotation = annotations.get(image)
-        samples.append(Sample(
-            image_id=image.name,
-            image_path=image,
-            fovea=annotation.fovea if annotation else None,
-            label=annotation.label if annotation else None,
-            source="folder",
-        ))
+        samples.append(annotated_sample(image, annotations.get(image), source="folder"))
     return samples
 
 

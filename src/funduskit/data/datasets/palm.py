@@ -26,14 +26,18 @@ from pathlib import Path
 
 from funduskit.data.datasets._files import (
     FileIndex,
-    check_same_size,
     is_image_file,
+    matching_file,
     name_key,
     split_from_path,
     walk,
 )
 from funduskit.data.datasets._format import DatasetFormat
-from funduskit.data.datasets._tables import TABLE_SUFFIXES, read_annotations
+from funduskit.data.datasets._tables import (
+    TABLE_SUFFIXES,
+    annotated_sample,
+    read_annotations,
+)
 from funduskit.data.sample import Sample
 
 SEARCH_DEPTH = 5
@@ -85,14 +89,10 @@ def read(root: Path) -> list[Sample]:
     for image in sorted(photographs):
         annotation = annotations.get(image)
         disease = annotation.label if annotation and annotation.label is not None else _name_label(image, adam)
-        mask = mask_index.find(image.stem)
-        if mask is not None:
-            check_same_size(image, mask, "disc mask")
-        samples.append(Sample(
-            image_id=image.name,
-            image_path=image,
-            disc_cup_mask_path=mask,
-            fovea=annotation.fovea if annotation else None,
+        samples.append(annotated_sample(
+            image, annotation,
+            label=None,  # the spreadsheet's label is the disease of the challenge (extra), not glaucoma
+            disc_cup_mask_path=matching_file(mask_index, image, "disc mask"),
             source=source,
             split=split_from_path(image.parent, root),
             mask_format="disc-only-black",

@@ -22,14 +22,18 @@ from pathlib import Path
 from funduskit.core.errors import DataError
 from funduskit.data.datasets._files import (
     FileIndex,
-    check_same_size,
     is_image_file,
+    matching_file,
     name_key,
     split_from_path,
     walk,
 )
 from funduskit.data.datasets._format import DatasetFormat
-from funduskit.data.datasets._tables import TABLE_SUFFIXES, read_annotations
+from funduskit.data.datasets._tables import (
+    TABLE_SUFFIXES,
+    annotated_sample,
+    read_annotations,
+)
 from funduskit.data.sample import Sample
 
 SEARCH_DEPTH = 6  # Annotation-Training400/Annotation-Training400/Disc_Cup_Masks/Glaucoma/g0001.bmp, one level spare
@@ -98,14 +102,9 @@ def read_samples(root: Path, *, source: str = "refuge") -> list[Sample]:
         label = _FOLDER_LABELS.get(name_key(image.parent.name))
         if label is None and annotation is not None:
             label = annotation.label
-        mask = masks.find(image.stem)
-        if mask is not None:
-            check_same_size(image, mask, "disc/cup mask")
-        samples.append(Sample(
-            image_id=image.name,
-            image_path=image,
-            disc_cup_mask_path=mask,
-            fovea=annotation.fovea if annotation else None,
+        samples.append(annotated_sample(
+            image, annotation,
+            disc_cup_mask_path=matching_file(masks, image, "disc/cup mask"),
             label=label,
             source=source,
             split=_split_of(image, root),

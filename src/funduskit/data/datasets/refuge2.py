@@ -24,13 +24,17 @@ from funduskit.core.errors import DataError
 from funduskit.data.datasets import refuge
 from funduskit.data.datasets._files import (
     FileIndex,
-    check_same_size,
     child_dir,
     list_images,
+    matching_file,
     split_from_path,
 )
 from funduskit.data.datasets._format import DatasetFormat
-from funduskit.data.datasets._tables import find_tables, read_annotations
+from funduskit.data.datasets._tables import (
+    annotated_sample,
+    find_tables,
+    read_annotations,
+)
 from funduskit.data.sample import Sample
 
 IMAGE_FOLDERS = ("Images", "refuge2-test")
@@ -105,32 +109,16 @@ def read_split_folder(folder: Path, split: str | None) -> list[Sample]:
     eyes = _synth_eyes(folder)
     samples = []
     for image in images:
-        annotation = annotations.get(image)
-        samples.append(Sample(
-            image_id=image.name,
-            image_path=image,
-            disc_cup_mask_path=_partner(masks, image, "disc/cup mask"),
-            vessel_mask_path=_partner(vessels, image, "vessel mask"),
-            fovea=annotation.fovea if annotation else None,
-            label=annotation.label if annotation else None,
+        samples.append(annotated_sample(
+            image, annotations.get(image),
+            disc_cup_mask_path=matching_file(masks, image, "disc/cup mask", required=True),
+            vessel_mask_path=matching_file(vessels, image, "vessel mask", required=True),
             eye=eyes.get(image.stem.lower()),  # type: ignore[arg-type]
             source="refuge2",
             split=split,
             mask_format="refuge",
         ))
     return samples
-
-
-def _partner(index: FileIndex | None, image: Path, what: str) -> Path | None:
-    """The file of ``index`` with ``image``'s stem, size-checked; None when there is no index."""
-    if index is None:
-        return None
-    path = index.find(image.stem)
-    if path is None:
-        raise DataError(index.where / f"{image.stem}.png", f"the {what} for {image.name} is missing",
-                        fix=f"every image in the split needs its {what}")
-    check_same_size(image, path, what)
-    return path
 
 
 def read(folder: Path) -> list[Sample]:

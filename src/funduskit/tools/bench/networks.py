@@ -1,0 +1,180 @@
+"""The benchmark's networks, runtimes and photographs: the preset configurations (sizes scaled),
+untrained networks calibrated to be confident (:func:`make_confident`), the runtime and the module of
+each mode, the predictor's ensembles, and synthetic fundus photographs."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from funduskit.core.tasks import TASKS
+from funduskit.tools.bench.options import CAMERA_SIZES, MODES, TINY_KWARGS, BenchOptions
+
+#: Scale of the untrained classifier's last layer (confident probabilities, as a trained one's).
+CONFIDENT_SCALE = 16.0
+
+
+def task_config(task: str, options: BenchOptions, preprocessing: str | None = None):  # noqa: ANN201 - TrainConfig
+    """The preset configuration of ``task`` with the input size scaled (multiples of 32)."""
+    from funduskit.core.config import override, preset
+
+    config = preset(task, "cpu" if options.preset == "tiny" else options.preset)
+    # the classifier pools its S/32 finding maps to pool_size x pool_size: S >= 32 * pool_size
+    minimum = 32 * int(config.model.kwargs.get("pool_size", 1)) if task == "glaucoma" else 32
+    size = max(minimum, round(config.data.input_size * options.size_scale / 32) * 32)
+    changes: dict[str, Any] = {"data.input_size": size}
+    if options.preset == "tiny":
+        changes.update({f"model.kwargs.{key}": value for key, value in TINY_KWARGS[task].items()})
+    if preprocessing:
+        changes["data.preprocessing"] = preprocessing
+    return override(config, changes)
+
+
+def member_config(task: str, index: int, options: BenchOptions):  # noqa: ANN201 - TrainConfig
+    """The configuration of an ensemble's ``index``-th member of ``task``: glaucoma members
+    alternate the report's two preprocessings (/255, zero-local-mean)."""
+    preprocessing = ("normalize", "zero_local_mean")[index % 2] if task == "glaucoma" else None
+    return task_config(task, options, preprocessing)
+
+
+def build_network(task: str, options: BenchOptions):  # noqa: ANN201 - nn.Module
+    """The untrained network of ``task``, seeded (every mode gets the same weights; the cup
+    network starts as the disc network), its last layer made confident (:func:`make_confident`)."""
+    import torch
+
+    from funduskit.models import create_model
+
+    config = task_config(task, options)
+    torch.manual_seed(TASKS.index("disc" if task == "cup" else task))
+    network = create_model(config.model.name, **config.model.kwargs).eval()
+    make_confident(network, task, config.data.input_size)
+    return network
+
+
+#: Share of the pixels above 0.5 after :func:`make_confident` (cup: the disc map's top share,
+#: so the cup lies inside the disc), and the standard deviation of the calibrated logits.
+FOREGROUND = {"disc": 0.2, "cup": 0.06, "fovea": 0.01}
+CONFIDENT_SPREAD = 6.0
+
+
+def make_confident(network, task: str, size: int) -> None:  # noqa: ANN001
+    """Rescale an untrained network's last layer so its maps look like a trained network's.
+
+    Untrained maps sit within a few hundredths of 0.5, where thresholding flips with any rounding.
+    On a synthetic photograph, the first output channel's logits are shifted and scaled so that
+    :data:`FOREGROUND` of the pixels are above 0.5 and the logits' standard deviation is
+    :data:`CONFIDENT_SPREAD`; the classifier's last layer is scaled by :data:`CONFIDENT_SCALE`.
+    Timing does not depend on it; agreement checks become meaningful.
+    """
+    import torch
+
+    if task == "vessel":
+        return
+    if task == "glaucoma":
+        with torch.no_grad():
+            network.fc.weight.mul_(CONFIDENT_SCALE)
+        return
+    from funduskit.inference.predictor import network_input
+
+    photo = torch.from_numpy(network_input(synthetic_photo(0, 0.25), "standardize", size)).permute(2, 0, 1)
+    x = torch.cat([photo, torch.zeros(1, size, size)])[None]
+    captured: list[torch.Tensor] = []
+    handle = network.head.register_forward_hook(lambda _m, _i, output: captured.append(output.detach()))
+    try:
+        with torch.no_grad():
+            network(x)
+    finally:
+        handle.remove()
+    logits = captured[0][:, 0].flatten().double()
+    threshold = float(torch.quantile(logits, 1 - FOREGROUND[task]))
+    scale = CONFIDENT_SPREAD / max(float(logits.std()), 1e-12)
+    with torch.no_grad():
+        network.head.weight[0].mul_(scale)
+        network.head.bias[0] = (network.head.bias[0] - threshold) * scale
+
+
+def make_runtime(mode: str, threads: int, precision: str = "auto"):  # noqa: ANN201 - Runtime
+    """The runtime of a mode: the optimised one takes ``precision`` (``auto``: bf16 where the CPU
+    computes it natively, as ``funduskit predict`` does); the others are fp32 NCHW."""
+    import torch
+
+    from funduskit.runtime.device import Runtime, cpu_has_native_bf16
+
+    torch.set_num_threads(threads)
+    if mode == "torch":
+        if precision == "auto":
+            precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        return Runtime(torch.device("cpu"), precision=precision, channels_last=True, threads=threads)
+    return Runtime(torch.device("cpu"), precision="fp32", channels_last=False, threads=threads)
+
+
+def prepare_for_mode(network, mode: str, runtime, onnx_path: Path | None = None, input_size: int = 0):  # noqa: ANN001, ANN201
+    """``network`` as the mode runs it (a new module; ``network`` is left as it is)."""
+    if mode == "baseline":
+        return copy.deepcopy(network).eval()
+    if mode == "torch":
+        from funduskit.runtime.optimise import optimise_for_inference
+
+        return optimise_for_inference(network, runtime)
+    if mode == "onnx":
+        from funduskit.inference.onnx_backend import OnnxNetwork
+        from funduskit.tools.export import export_network
+
+        assert onnx_path is not None
+        if not onnx_path.is_file():
+            export_network(network, onnx_path, input_size=input_size)
+        return OnnxNetwork(onnx_path, threads=runtime.threads).eval()
+    raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+
+
+def precision_of(mode: str, runtime) -> str:  # noqa: ANN001
+    return "bf16 autocast" if mode == "torch" and runtime.bf16 else "fp32"
+
+
+def build_ensembles(options: BenchOptions, counts: dict[str, int], mode: str, runtime, work: Path):  # noqa: ANN001, ANN202
+    """The predictor's ensembles: ``counts[task]`` members of each task, the glaucoma members
+    alternating the two preprocessings; members of a task share weights (timing only)."""
+    from funduskit.inference.model_store import RunInfo
+    from funduskit.inference.predictor import Member
+
+    ensembles: dict[str, list[Member]] = {}
+    for task in TASKS:
+        exported = mode == "onnx" and (work / f"{task}.onnx").is_file()
+        base = None if exported else build_network(task, options)  # as `predict --backend onnx`: no torch model
+        members = []
+        for index in range(counts[task]):
+            config = member_config(task, index, options)
+            network = prepare_for_mode(base, mode, runtime, work / f"{task}.onnx", config.data.input_size)
+            run = RunInfo(run_dir=Path(f"untrained-{task}-{index}"), config=config, checkpoint=Path("untrained.pt"))
+            members.append(Member(run, network))
+        ensembles[task] = members
+        del base
+    return ensembles
+
+
+def synthetic_photo(index: int, scale: float = 1.0) -> np.ndarray:
+    """A fundus-like (H, W, 3) uint8 photograph at one of the two camera sizes (alternating):
+    dark surround, orange retina with noise, a bright optic disc with a paler cup, dark vessels."""
+    import cv2
+
+    height, width = CAMERA_SIZES[index % len(CAMERA_SIZES)]
+    height, width = max(64, round(height * scale)), max(64, round(width * scale))
+    rng = np.random.default_rng(index)
+    image = np.zeros((height, width, 3), np.uint8)
+    centre = (width // 2, height // 2)
+    radius = int(0.46 * min(height, width))
+    cv2.circle(image, centre, radius, (170, 80, 40), -1)
+    disc = (centre[0] + int(rng.uniform(0.2, 0.35) * radius) * (1 if index % 4 < 2 else -1),
+            centre[1] + int(rng.uniform(-0.1, 0.1) * radius))
+    disc_radius = max(3, int(0.16 * radius))
+    cv2.circle(image, disc, disc_radius, (240, 200, 150), -1)
+    cv2.circle(image, disc, max(2, int(disc_radius * rng.uniform(0.3, 0.7))), (255, 235, 210), -1)
+    for angle in rng.uniform(0, 2 * np.pi, 8):
+        end = (int(disc[0] + np.cos(angle) * radius), int(disc[1] + np.sin(angle) * radius))
+        cv2.line(image, disc, end, (110, 30, 20), max(1, radius // 80))
+    noise = rng.normal(0, 6, (height, width, 1)).astype(np.float32)
+    inside = image.any(axis=2, keepdims=True)
+    return np.clip(image + noise * inside, 0, 255).astype(np.uint8)
