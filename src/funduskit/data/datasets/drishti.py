@@ -11,15 +11,13 @@ are found by name up to five levels deep::
     images/drishtiGS_002.jpg   softmaps/drishtiGS_002_{OD,cup}segSoftmap.png   cdr/drishtiGS_002_cdrValues.txt
 
 A soft map's value says how many of the four experts marked a pixel (0, 64, 128, 191, 255 for
-0..4). :func:`softmaps_to_refuge` makes the reference mask: a pixel is disc (cup) when at
-least two of the four experts marked it (value >= 128).
+0..4). The reference mask (``mask_format="drishti-softmap"``, :mod:`funduskit.data.datasets.masks`):
+a pixel is disc (cup) when at least two of the four experts marked it (value >= 128).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
 
 from funduskit.core.errors import DataError
 from funduskit.data.datasets._files import (
@@ -29,7 +27,6 @@ from funduskit.data.datasets._files import (
     walk,
 )
 from funduskit.data.datasets._format import DatasetFormat
-from funduskit.data.io import load_mask
 from funduskit.data.sample import Sample
 
 SEARCH_DEPTH = 8  # Drishti-GS1_files/Training/GT/<id>/SoftMap/<file>, possibly unpacked twice
@@ -100,28 +97,6 @@ def read(root: Path) -> list[Sample]:
             extra=extra,
         ))
     return samples
-
-
-def softmaps_to_refuge(sample: Sample) -> np.ndarray:
-    """``(H, W)`` uint8 REFUGE mask from the two soft maps: 255 background, 128 rim, 0 cup.
-
-    A pixel is disc when at least 2 of 4 experts marked it as disc, cup when at least 2 of 4
-    marked it as cup and it is disc.
-    """
-    assert sample.disc_cup_mask_path is not None
-    disc_path = Path(sample.disc_cup_mask_path)
-    cup_path = sample.extra.get("cup_softmap_path")
-    if not isinstance(cup_path, (str, Path)):
-        raise DataError(disc_path, "has no cup soft map recorded in the sample (extra['cup_softmap_path'])")
-    disc = load_mask(disc_path) >= REFERENCE_LEVEL
-    cup = load_mask(cup_path) >= REFERENCE_LEVEL
-    if cup.shape != disc.shape:
-        raise DataError(cup_path, f"is {cup.shape[1]}x{cup.shape[0]} but the disc soft map is "
-                        f"{disc.shape[1]}x{disc.shape[0]}")
-    mask = np.full(disc.shape, 255, np.uint8)
-    mask[disc] = 128
-    mask[disc & cup] = 0
-    return mask
 
 
 FORMAT = DatasetFormat(

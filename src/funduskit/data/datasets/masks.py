@@ -7,6 +7,7 @@
 =================== ==================================================================
 ``refuge``           0 / 128 / 255 as stored (REFUGE, REFUGE2, synthetic)
 ``drishti-softmap``  disc and cup soft maps of 4 experts; reference = at least 2 of 4
+``disc-cup-binary``  separate binary disc and cup masks, white on black (RIM-ONE DL)
 ``riga-outlines``    six raters' outlines drawn on the photograph; majority of raters
 ``disc-only``        disc > 0 on 0 background, no cup (IDRiD; red channel of a colour mask)
 ``disc-only-black``  disc = 0 on 255 background, no cup (PALM, ADAM)
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from funduskit.core.errors import DataError, FunduskitError
-from funduskit.data.datasets.drishti import softmaps_to_refuge
+from funduskit.data.datasets.drishti import REFERENCE_LEVEL
 from funduskit.data.datasets.riga import outlines_to_refuge
 from funduskit.data.io import image_size, load_mask
 from funduskit.data.sample import Sample
@@ -69,9 +70,43 @@ def _disc_only_black(sample: Sample) -> np.ndarray:
     return np.where(stored == 0, 128, 255).astype(np.uint8)
 
 
+def disc_and_cup_to_refuge(sample: Sample, cup_key: str, level: int) -> np.ndarray:
+    """``(H, W)`` uint8 REFUGE mask from a disc map and a cup map, each stored in its own file
+    (``disc_cup_mask_path`` and ``sample.extra[cup_key]``): disc where the disc map is >= ``level``,
+    cup where both maps are."""
+    disc_path = Path(sample.disc_cup_mask_path)  # type: ignore[arg-type]
+    cup_path = sample.extra.get(cup_key)
+    if not isinstance(cup_path, (str, Path)):
+        raise DataError(disc_path, f"has no cup map recorded in the sample (extra[{cup_key!r}])")
+    disc = load_mask(disc_path) >= level
+    cup = load_mask(cup_path) >= level
+    if cup.shape != disc.shape:
+        raise DataError(cup_path, f"is {cup.shape[1]}x{cup.shape[0]} but the disc map is "
+                        f"{disc.shape[1]}x{disc.shape[0]}")
+    mask = np.full(disc.shape, 255, np.uint8)
+    mask[disc] = 128
+    mask[disc & cup] = 0
+    return mask
+
+
+def _drishti_softmaps(sample: Sample) -> np.ndarray:
+    """At least two of the four experts (soft-map value >= 128)."""
+    return disc_and_cup_to_refuge(sample, "cup_softmap_path", REFERENCE_LEVEL)
+
+
+def _binary_pair(sample: Sample) -> np.ndarray:
+    for key in (None, "cup_mask_path"):
+        path = Path(sample.disc_cup_mask_path if key is None else sample.extra[key])  # type: ignore[arg-type]
+        found = _values(load_mask(path))
+        if len(found) > 2 or (len(found) == 2 and found[0] != 0):
+            raise _unknown_values(path, found, "a binary disc or cup mask holds 0 (background) and one value")
+    return disc_and_cup_to_refuge(sample, "cup_mask_path", 1)
+
+
 MASK_CONVERTERS: dict[str, Callable[[Sample], np.ndarray]] = {
     "refuge": _refuge,
-    "drishti-softmap": softmaps_to_refuge,
+    "drishti-softmap": _drishti_softmaps,
+    "disc-cup-binary": _binary_pair,
     "riga-outlines": outlines_to_refuge,
     "disc-only": _disc_only,
     "disc-only-black": _disc_only_black,
