@@ -3,11 +3,12 @@
 Runs the full demo plan (``make demo``: 160 training photos, the nine models, the calibration set
 and its tuning, 80 held-out photos) once per synthetic-data seed, each into its own folder, and
 prints one table: every metric per seed against its bar, the time of each run, and the machine's
-CPU flags (the precision paths differ between CPU kinds). Each seed's training, calibration and
-held-out sets come from seeds S, S + 1 and S + 2, so the default seeds 0, 10 and 20 share no photo.
+CPU flags (the precision paths differ between CPU kinds). Each seed's training, held-out and
+calibration sets come from seeds S, S + 1 and S + 2, so the default seeds 0, 10 and 20 share no photo.
 
-A run stopped at any moment continues where it was when started again with the same ``--out``
-(each seed's demo resumes itself; finished seeds are read back from their ``demo.json``).
+A run stopped at any moment continues where it was when started again with the same ``--out``:
+each seed's demo resumes itself (a finished seed's demo keeps everything and only evaluates
+again); each stage's time is the one measured by the run that did its work.
 
 Usage::
 

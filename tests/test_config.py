@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from funduskit.core.config import (
     TASKS,
@@ -89,3 +90,15 @@ def test_parse_assignment_reads_yaml_values() -> None:
     assert parse_assignment("model.kwargs.decoder_channels=[8, 4]") == ("model.kwargs.decoder_channels", [8, 4])
     with pytest.raises(FunduskitError, match="KEY=VALUE"):
         parse_assignment("epochs")
+
+
+def test_a_configuration_written_before_the_precision_setting_is_read(tmp_path: Path) -> None:
+    """0.1 wrote ``runtime.bf16: auto | on | off``; it is read as ``runtime.precision``."""
+    for old, new in (("auto", "auto"), ("'on'", "bf16"), ("'off'", "fp32"), ("on", "bf16"), ("off", "fp32")):
+        data = preset("disc", "cpu").to_dict()
+        del data["runtime"]["precision"]
+        text = yaml.safe_dump(data, sort_keys=False).replace("  channels_last: true\n",
+                                                             f"  channels_last: true\n  bf16: {old}\n")
+        path = tmp_path / "config.yaml"
+        path.write_text(text)
+        assert load_config(path).runtime.precision == new, old

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from funduskit.core.config import PRECISIONS
 from funduskit.tools.bench.options import MODES, BenchOptions
 
 
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="ensemble sizes: glaucoma, disc, cup, fovea (default 8,4,2,10)")
     parser.add_argument("--modes", type=str, default=",".join(MODES), metavar="M,...",
                         help=f"which of {', '.join(MODES)} (default all)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="of the optimised torch mode (default auto: bf16 autocast where the CPU computes it "
                              "natively, as funduskit predict does)")
     parser.add_argument("--no-isolate", action="store_true",

@@ -6,6 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
+from funduskit.core.config import PRECISIONS
+from funduskit.core.presets import PRESET_NAMES
 from funduskit.core.tasks import TASKS
 
 
@@ -25,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="data set folder (any supported layout); repeat to train on several together, "
                              "e.g. --data DRIVE --data CHASE_DB1")
     parser.add_argument("--format", default=None, metavar="F", help="data set layout (detected when omitted)")
-    parser.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
+    parser.add_argument("--preset", default="cpu", choices=PRESET_NAMES,
                         help="cpu: small and fast (default); paper: the report's sizes and batches")
     parser.add_argument("--config", type=Path, default=None, metavar="YAML",
                         help="start from this configuration (e.g. another run's config.yaml) instead of the preset")
@@ -55,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "(default: the data set's vessel masks)")
     parser.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (0: torch's default)")
-    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
                         help="auto (default): bf16 autocast on a CUDA GPU that has it, fp32 on every CPU; "
                              "bf16 forces autocast (emulated, slowly, on CPUs without native bf16)")
     parser.add_argument("--workers", type=int, default=None, metavar="N", help="data-loading worker processes")

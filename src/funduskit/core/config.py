@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from funduskit.core.errors import DataError, FunduskitError
+from funduskit.core.files import atomic_write_text
 from funduskit.core.presets import PRESET_NAMES, preset_fields
 from funduskit.core.tasks import TASKS
 
@@ -107,6 +108,10 @@ class DataConfig:
     vessel_input: str = "auto"
     vessel_model: str | None = None
     vessel_model_size: int | None = None
+
+
+#: What ``runtime.precision`` / ``--precision`` may say (``funduskit.runtime.device`` resolves it).
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -236,10 +241,7 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:
     """Write the resolved configuration as YAML (keys in declaration order)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    return path
+    return atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -12,6 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+#: The process's umask, read once (reading it means setting it, which is not thread-safe).
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str = ".tmp", durable: bool = False) -> Iterator[Path]:
     """A temporary path in ``path``'s folder (created) to write to; moved onto ``path`` when the
@@ -36,9 +46,7 @@ def atomic_path(path: str | Path, *, suffix: str = ".tmp", durable: bool = False
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; outputs are shared like any file
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs are shared like any file
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -9,8 +9,8 @@ level, at least 8): 0.5 or more is a whole photograph.
 
 Measured on the real sets beside the repository (every third photograph): RIM-ONE DL crops
 0.00-0.02; Drishti-GS1, DRIVE and CHASE_DB1 whole photographs 1.00 (all), ``skimage.data.retina()``
-1.00. A whole photograph whose retina fills the frame (no dark corners) reads as a crop: say
-``--view whole`` for such cameras.
+1.00. A whole photograph whose retina fills the frame (no dark corners) reads as a crop. Not yet
+used by ``funduskit predict`` (no crop-trained starter models yet; issue 12).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from funduskit.data.sample import View
+
 #: Share of dark corner pixels at and above which a photograph is a whole fundus photograph.
 DARK_CORNERS_WHOLE = 0.5
 _WORK_SIDE = 256

@@ -11,7 +11,7 @@ photographs with labels, a logistic model
 (``z``: standardised with the validation set's mean and standard deviation; L2-regularised,
 scikit-learn's :class:`~sklearn.linear_model.LogisticRegression`), and ``funduskit predict``
 uses it when the models folder's ``thresholds.json`` holds one. Without it the probability is the
-classifiers' mean, as in the report. docs/decisions.md ("Glaucoma: classifier and vCDR").
+classifiers' mean, as in the report. docs/decisions.md ("Glaucoma: the classifiers and the measured vCDR").
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from funduskit.core.errors import FunduskitError
 EPS = 1e-4
 #: Fewest photographs of each class a combiner is fitted on.
 MIN_PER_CLASS = 4
+#: Smallest standard deviation a feature is divided by (a vCDR step of 0.01; a logit of 0.01).
+MIN_SCALE = 0.01
 
 
 def logit(probability: float) -> float:
@@ -59,7 +61,9 @@ class GlaucomaCombiner:
         features = (logit(classifier_probability), float(vcdr))
         score = self.intercept + sum(w * (x - m) / s for w, x, m, s in
                                      zip(self.weights, features, self.means, self.scales))
-        return 1.0 / (1.0 + math.exp(-score))
+        if score >= 0:  # the two forms of the sigmoid that cannot overflow
+            return 1.0 / (1.0 + math.exp(-score))
+        return math.exp(score) / (1.0 + math.exp(score))
 
     def as_dict(self) -> dict[str, object]:
         return {"features": ["classifier_logit", "vcdr"], **asdict(self)}
@@ -101,7 +105,7 @@ def fit_combiner(classifier_probabilities: Sequence[float], vcdrs: Sequence[floa
                              f"{MIN_PER_CLASS} normal photographs; got {positives} and {len(y) - positives}")
     x = np.column_stack([[logit(p) for p in classifier_probabilities], np.asarray(vcdrs, dtype=float)])
     means = x.mean(axis=0)
-    scales = np.where(x.std(axis=0) > 1e-6, x.std(axis=0), 1.0)
+    scales = np.maximum(x.std(axis=0), MIN_SCALE)  # a feature that hardly varies is not blown up
     model = LogisticRegression(C=regularisation).fit((x - means) / scales, y)
     return GlaucomaCombiner(weights=(float(model.coef_[0, 0]), float(model.coef_[0, 1])),
                             intercept=float(model.intercept_[0]), means=(float(means[0]), float(means[1])),

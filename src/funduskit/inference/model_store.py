@@ -39,8 +39,6 @@ from funduskit.runs.layout import CHECKPOINT_NAMES, CONFIG_FILE
 MANIFEST = "models.yaml"
 THRESHOLDS_FILE = "thresholds.json"
 MAX_SEARCH_DEPTH = 4
-#: Tasks ``funduskit predict`` needs a model for; the segmentation tasks need the vessel map.
-PREDICT_TASKS: tuple[str, ...] = TASKS
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ def find_runs(models_dir: str | Path) -> dict[str, list[RunInfo]]:
 
 
 def require_tasks(
-    runs: Mapping[str, Sequence[RunInfo]], models_dir: str | Path, tasks: Iterable[str] = PREDICT_TASKS
+    runs: Mapping[str, Sequence[RunInfo]], models_dir: str | Path, tasks: Iterable[str] = TASKS
 ) -> None:
     """Raise a :class:`FunduskitError` naming every task in ``tasks`` that has no run."""
     missing = [task for task in tasks if not runs.get(task)]
@@ -176,7 +174,7 @@ def read_thresholds(models_dir: str | Path) -> Thresholds:
         data = json.loads(path.read_text(encoding="utf-8"))
         combiner = GlaucomaCombiner.from_dict(data["glaucoma"]) if data.get("glaucoma") else None
         thresholds = Thresholds(disc=float(data["disc"]), cup=float(data["cup"]), glaucoma=combiner)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise DataError(path, f"cannot be read ({error})",
                         fix="expected {\"disc\": 0.5, \"cup\": 0.5}; rerun `funduskit tune` or delete it") from error
     for name, value in (("disc", thresholds.disc), ("cup", thresholds.cup)):

@@ -37,10 +37,11 @@ import numpy as np
 import torch
 
 from funduskit import __version__
-from funduskit.core.config import RuntimeConfig
+from funduskit.core.config import PRECISIONS, RuntimeConfig
 from funduskit.core.errors import DataError, FunduskitError
 from funduskit.core.files import atomic_write_bytes, atomic_write_text
 from funduskit.core.progress import make_progress
+from funduskit.core.tasks import SEGMENTATION_TASKS
 from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, load_image
 from funduskit.inference.model_store import (
     RunInfo,
@@ -66,15 +67,15 @@ from funduskit.inference.report import (
 )
 from funduskit.inference.results import (
     OVERLAYS_DIR,
-    PROBABILITIES_DIR,
     RUN_RECORD,
     ImageResult,
     load_result,
     load_results,
+    probability_path,
     save_result,
     write_tables,
 )
-from funduskit.runtime.device import PRECISIONS, resolve_runtime
+from funduskit.runtime.device import resolve_runtime
 from funduskit.runtime.memory import return_freed_buffers_to_system
 from funduskit.scoring.submission import (
     SEGMENTATION_DIR,
@@ -436,12 +437,12 @@ class _Writer:
         )
 
     def _save_probabilities(self, stem: str, prediction: PhotoPrediction) -> None:
-        for part in ("disc", "cup"):
+        for part in SEGMENTATION_TASKS:
             probability = getattr(prediction, f"{part}_probability")
             array = shrink_map(probability, self.options.probability_side).astype(np.float16)
             buffer = io.BytesIO()
             np.save(buffer, array)
-            atomic_write_bytes(self.out_dir / PROBABILITIES_DIR / f"{stem}_{part}.npy", buffer.getvalue())
+            atomic_write_bytes(probability_path(self.out_dir, stem, part), buffer.getvalue())
 
 
 def shrink_map(probability: np.ndarray, side: int) -> np.ndarray:

@@ -100,6 +100,12 @@ TABLE_COLUMNS: tuple[str, ...] = tuple(
 )
 
 
+def probability_path(out_dir: str | Path, stem: str, part: str) -> Path:
+    """Where ``predict --save-probabilities`` puts a photograph's ``part`` (disc or cup) map:
+    ``OUT/probabilities/<stem>_<part>.npy``."""
+    return Path(out_dir) / PROBABILITIES_DIR / f"{stem}_{part}.npy"
+
+
 def result_path(out_dir: str | Path, image_id: str) -> Path:
     """Where the record of ``image_id`` lives: ``OUT/results/<image_id>.json``."""
     return Path(out_dir) / RESULTS_DIR / f"{image_id}.json"

@@ -37,7 +37,12 @@ from funduskit.inference.glaucoma_combiner import (
 )
 from funduskit.inference.model_store import THRESHOLDS_FILE, Thresholds
 from funduskit.inference.postprocess import clean_mask, merge_disc_cup
-from funduskit.inference.results import PROBABILITIES_DIR, RUN_RECORD, load_result
+from funduskit.inference.results import (
+    PROBABILITIES_DIR,
+    RUN_RECORD,
+    load_result,
+    probability_path,
+)
 from funduskit.scoring.metrics import auroc, cup_of, dice, disc_of, vertical_cdr
 from funduskit.scoring.submission import image_stem
 
@@ -94,7 +99,7 @@ def load_validation_cases(pred_dir: str | Path, gt_dir: str | Path, *, gt_format
     cases = []
     for sample in read_dataset(gt_dir, gt_format):
         stem = image_stem(sample.image_id)
-        disc_path, cup_path = probabilities / f"{stem}_disc.npy", probabilities / f"{stem}_cup.npy"
+        disc_path, cup_path = (probability_path(pred_dir, stem, part) for part in ("disc", "cup"))
         if sample.disc_cup_mask_path is None or not (disc_path.is_file() and cup_path.is_file()):
             continue
         disc = np.load(disc_path).astype(np.float32)

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from funduskit.core.config import RuntimeConfig
+from funduskit.core.config import PRECISIONS, RuntimeConfig
 from funduskit.core.errors import FunduskitError
 
-#: What ``runtime.precision`` / ``--precision`` may say, and what it resolves to.
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: What ``runtime.precision`` (:data:`funduskit.core.config.PRECISIONS`) resolves to.
 RESOLVED_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 

@@ -23,7 +23,7 @@ Example:
     >>> from funduskit.models import create_model
     >>> from funduskit.runtime.device import Runtime
     >>> net = create_model("vessel_generator", base_width=4, depth=2)
-    >>> fast = optimise_for_inference(net, Runtime(torch.device("cpu"), False, True, 1))
+    >>> fast = optimise_for_inference(net, Runtime(torch.device("cpu"), "fp32", True, 1))
     >>> fast.optimisations  # doctest: +SKIP
     ['eval', 'fold_bn:4', 'winograd:4', 'nchw']
 """

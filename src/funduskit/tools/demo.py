@@ -23,6 +23,7 @@ photographs already recorded.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,11 @@ from funduskit.data.io import image_size
 from funduskit.runs.layout import BEST, LAST
 
 DEMO_FILE = "demo.json"
+#: Each stage's seconds, written after every stage, so that a demo started again keeps the times
+#: of the stages an earlier run did (a stage that was interrupted counts the run that finished it).
+STAGE_SECONDS_FILE = "stage_seconds.json"
+#: What a stage's work returns when it found its output complete and did nothing.
+KEPT = object()
 #: Written into a model's run directory once its training has finished.
 DONE_FILE = "done"
 
@@ -141,6 +147,7 @@ def _models(folds: tuple[int, ...], epochs: Mapping[str, int] | None = None) -> 
 FULL_PLAN = DemoPlan(train_images=160, test_images=80, scale=0.5, glaucoma_fraction=0.25,
                      folds=4, models=_models((0, 1)))
 QUICK_PLAN = DemoPlan(train_images=48, test_images=20, scale=0.3, glaucoma_fraction=0.25, folds=4,
+                      calibration_images=16,
                       models=_models((0,), epochs={"vessel": 3, "disc": 4, "cup": 4, "fovea": 4, "glaucoma": 4}))
 
 
@@ -171,9 +178,12 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
     """
     from funduskit.inference.model_store import THRESHOLDS_FILE
     from funduskit.inference.pipeline import PredictOptions, predict_photos
+    from funduskit.inference.report import REPORT_FILE
     from funduskit.inference.tuning import tune
-    from funduskit.scoring.evaluate import evaluate, save_evaluation
+    from funduskit.scoring.evaluate import SUMMARY_FILE, evaluate, save_evaluation
     from funduskit.synthetic import generate_dataset
+    from funduskit.synthetic.dataset import IMAGE_DIR
+    from funduskit.training.tasks import get_task
     from funduskit.training.train import train
 
     console = console or Console()
@@ -181,20 +191,26 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
     train_dir, test_dir = out / "data" / "train", out / "data" / "test"
     calibration_dir = out / "data" / "calibration"
     models_dir, predictions_dir = out / "models", out / "predictions"
+    earlier = _read_json(out / STAGE_SECONDS_FILE)
     seconds: dict[str, float] = {}
 
     def stage(name: str, work: Callable[[], object]) -> None:
+        """Run one stage; a stage whose work returns KEPT keeps the time an earlier run measured."""
         console.rule(f"[bold]{name}")
         started = time.perf_counter()
-        work()
-        seconds[name] = round(time.perf_counter() - started, 1)
-        console.print(f"{name}: {seconds[name]:.0f} s")
+        kept = work() is KEPT
+        seconds[name] = earlier.get(name, 0.0) if kept else round(time.perf_counter() - started, 1)
+        _write_json(out / STAGE_SECONDS_FILE, earlier | seconds)
+        console.print(f"{name}: {seconds[name]:.0f} s" + (" (measured by an earlier run)" if kept else ""))
 
     def synthesise(folder: Path, n: int, seed: int, fraction: float) -> Callable[[], object]:
         def work() -> object:
             if _synthetic_complete(folder, n):
-                console.print(f"{folder} already holds {n} images; kept")
-                return None
+                console.print(f"{folder} already holds {n} images; kept", soft_wrap=True)
+                return KEPT
+            if folder.exists():  # interrupted while it was written: the demo owns it, start it again
+                console.print(f"{folder} is incomplete; generating it again", soft_wrap=True)
+                shutil.rmtree(folder)
             return generate_dataset(folder, n=n, seed=seed, scale=plan.scale, glaucoma_fraction=fraction,
                                     progress=progress)
         return work
@@ -210,15 +226,15 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
     for model in plan.models:
         run_dir = models_dir / model.name
         overrides = {"data.fold": model.fold, "data.n_folds": plan.folds, **model.overrides}
-        if model.task in ("disc", "cup", "fovea") and vessel_run is not None:
+        if get_task(model.task).uses_vessel_input and vessel_run is not None:
             overrides["data.vessel_model"] = str(vessel_run)
         if model.init_from is not None:
             overrides["init.checkpoint"] = str(models_dir / model.init_from / BEST)
 
-        def fit_one(model: ModelPlan = model, run_dir: Path = run_dir, overrides: dict = overrides) -> None:
+        def fit_one(model: ModelPlan = model, run_dir: Path = run_dir, overrides: dict = overrides) -> object:
             if (run_dir / BEST).is_file() and (run_dir / DONE_FILE).is_file():
                 console.print(f"{run_dir} is already trained; kept", soft_wrap=True)
-                return
+                return KEPT
             if (run_dir / LAST).is_file():  # interrupted: continue from the last finished epoch
                 console.print(f"{run_dir} was interrupted; resuming it", soft_wrap=True)
                 result = train(model.task, train_dir, resume=run_dir, show_progress=progress)
@@ -227,6 +243,7 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
             atomic_write_text(run_dir / DONE_FILE, f"{result.metric}={result.best_metric}\n")
             console.print(f"{model.name}: best validation {result.metric} {result.best_metric:.4f} "
                           f"at epoch {result.best_epoch}")
+            return None
 
         stage(f"train {model.name}", fit_one)
         if model.task == "vessel":
@@ -235,38 +252,42 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
     if plan.calibration_images:
         calibration_predictions = out / "calibration"
 
-        def tune_on_calibration() -> None:
+        def tune_on_calibration() -> object:
             if (models_dir / THRESHOLDS_FILE).is_file():  # predicting again would apply what was tuned
                 console.print(f"{models_dir / THRESHOLDS_FILE} is already tuned; kept", soft_wrap=True)
-                return
-            predict_photos([calibration_dir / "Images"], models_dir, calibration_predictions,
+                return KEPT
+            predict_photos([calibration_dir / IMAGE_DIR], models_dir, calibration_predictions,
                            PredictOptions(save_probabilities=True), progress=progress)
             result, path = tune(calibration_predictions, calibration_dir, out=models_dir)
             combined = (f"; glaucoma combiner AUROC on it {result.glaucoma_auroc['combined']:.3f} (classifier "
                         f"{result.glaucoma_auroc['classifier']:.3f}, vCDR {result.glaucoma_auroc['vcdr']:.3f})"
                         if result.thresholds.glaucoma is not None else f"; {result.glaucoma_note}")
             console.print(f"{path}: disc {result.thresholds.disc:.2f}, cup {result.thresholds.cup:.2f}{combined}")
+            return None
 
         stage("predict and tune on calibration set", tune_on_calibration)
 
-    summary = {}
-    stage("predict held-out set", lambda: summary.setdefault(
-        "predict", predict_photos([test_dir / "Images"], models_dir, predictions_dir, PredictOptions(),
-                                  progress=progress)))
+    def predict_held_out() -> object:
+        summary = predict_photos([test_dir / IMAGE_DIR], models_dir, predictions_dir, PredictOptions(),
+                                 progress=progress)
+        return KEPT if summary.predicted == 0 else None
+
+    stage("predict held-out set", predict_held_out)
 
     evaluation = {}
 
     def score() -> None:
         result = evaluate(predictions_dir, test_dir, progress=progress)
-        save_evaluation(result, predictions_dir / "summary.json")
+        save_evaluation(result, predictions_dir / SUMMARY_FILE)
         evaluation["result"] = result
 
     stage("evaluate", score)
     result = evaluation["result"]
     metrics = dict(result.metrics)
     metrics["fovea_error_fraction"] = _fovea_error_fraction(result, test_dir)
+    metrics["classifier_auroc"] = _classifier_auroc(predictions_dir, test_dir)
     bars = {bar.metric: bar.met(metrics.get(bar.metric)) for bar in BARS}
-    demo = DemoResult(out, metrics, bars, seconds, predictions_dir / "report.html")
+    demo = DemoResult(out, metrics, bars, seconds, predictions_dir / REPORT_FILE)
     _write_json(out / DEMO_FILE, {
         "plan": asdict(plan), "seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
         "metrics": metrics, "bars": {bar.metric: {"target": bar.value, "met": bars[bar.metric],
@@ -304,7 +325,31 @@ def _fovea_error_fraction(result: Any, test_dir: Path) -> float | None:
 
 
 def _synthetic_complete(folder: Path, n: int) -> bool:
-    return (folder / "synth.json").is_file() and len(list((folder / "Images").glob("*.jpg"))) == n
+    """True when ``generate_dataset`` finished writing ``n`` photographs into ``folder`` (its
+    manifest is written last)."""
+    from funduskit.synthetic.dataset import IMAGE_DIR, MANIFEST
+
+    return (folder / MANIFEST).is_file() and len(list((folder / IMAGE_DIR).glob("*.jpg"))) == n
+
+
+def _classifier_auroc(predictions_dir: Path, test_dir: Path) -> float | None:
+    """The held-out AUROC of the classifiers alone, when a glaucoma combiner gave the probability
+    (the combined AUROC is the ``auroc`` bar; this shows what the classifiers contribute)."""
+    from funduskit.data.datasets import read_dataset
+    from funduskit.inference.results import load_result
+    from funduskit.scoring.metrics import auroc
+
+    pairs = [(sample.label, record.classifier_probability) for sample in read_dataset(test_dir)
+             if (record := load_result(predictions_dir, sample.image_id)) is not None
+             and record.classifier_probability is not None and sample.label is not None]
+    return float(auroc(*zip(*pairs))) if pairs and len({label for label, _ in pairs}) == 2 else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -18,7 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from funduskit.core.errors import DataError
-from funduskit.data.datasets._files import check_same_size, is_image_file, split_from_path, walk
+from funduskit.data.datasets._files import (
+    check_same_size,
+    is_image_file,
+    split_from_path,
+    walk,
+)
 from funduskit.data.datasets._format import DatasetFormat
 from funduskit.data.sample import Sample
 
@@ -63,7 +68,7 @@ def read(root: Path) -> list[Sample]:
         if _is_mask(path):
             kind = "disc" if path.stem.endswith(DISC_SUFFIX) else "cup"
             masks[(path.stem[: -len(DISC_SUFFIX if kind == "disc" else CUP_SUFFIX)].lower(), kind)] = path
-        elif not any(SEGMENTATIONS in part.lower() for part in path.parts):
+        elif not any(SEGMENTATIONS in part.lower() for part in path.relative_to(root).parts):
             crops.setdefault(path.name.lower(), path)
     samples = []
     for crop in sorted(crops.values()):

@@ -99,16 +99,13 @@ def make_confident(network, task: str, size: int) -> None:  # noqa: ANN001
 def make_runtime(mode: str, threads: int, precision: str = "auto"):  # noqa: ANN201 - Runtime
     """The runtime of a mode: the optimised one takes ``precision`` (``auto``: bf16 where the CPU
     computes it natively, as ``funduskit predict`` does); the others are fp32 NCHW."""
-    import torch
 
-    from funduskit.runtime.device import Runtime, cpu_has_native_bf16
+    from funduskit.core.config import RuntimeConfig
+    from funduskit.runtime.device import resolve_runtime
 
-    torch.set_num_threads(threads)
-    if mode == "torch":
-        if precision == "auto":
-            precision = "bf16" if cpu_has_native_bf16() else "fp32"
-        return Runtime(torch.device("cpu"), precision=precision, channels_last=True, threads=threads)
-    return Runtime(torch.device("cpu"), precision="fp32", channels_last=False, threads=threads)
+    optimised = mode == "torch"
+    return resolve_runtime(RuntimeConfig(device="cpu", threads=threads, channels_last=optimised,
+                                         precision=precision if optimised else "fp32"))
 
 
 def prepare_for_mode(network, mode: str, runtime, onnx_path: Path | None = None, input_size: int = 0):  # noqa: ANN001, ANN201
