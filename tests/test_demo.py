@@ -26,7 +26,7 @@ def test_tiny_demo_runs_every_stage_and_resumes(tmp_path: Path) -> None:
     (out / "data" / "train" / "Images" / "S0001.jpg").write_bytes(b"half a photograph")
     console = Console(record=True, width=120)
     result = run_demo(out, TINY_PLAN, console=console, progress=False)
-    assert "is incomplete; generating it again" in " ".join(console.export_text().split())
+    assert "is incomplete; generating it again" in " ".join(console.export_text(clear=False).split())
 
     summary = json.loads((out / DEMO_FILE).read_text())
     assert set(summary["bars"]) == {bar.metric for bar in BARS}
