@@ -467,7 +467,7 @@ def test_rimone_crops_labels_masks_and_view(tmp_path: Path) -> None:
 def test_rimone_missing_cup_mask_and_crop_outside_a_class_folder(tmp_path: Path) -> None:
     root = build_rimone(tmp_path / "RIM-ONE_DL")
     next(root.rglob("r2_Im004-1-Cup-T.png")).unlink()
-    with pytest.raises(DataError, match=r"r2_Im004-1-Disc-T\.png: has no partner cup mask for r2_Im004\.png"):
+    with pytest.raises(DataError, match=r"r2_Im004-1-Disc-T\.png: has no partner mask r2_Im004-1-Cup-T\.png for r2_Im004\.png"):
         read_dataset(root)
     root = build_rimone(tmp_path / "again" / "RIM-ONE_DL")
     photo(root / "RIM-ONE_DL_images" / "stray.png")

@@ -40,20 +40,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+#: The options of this command that are fields of ``PredictOptions`` (same names).
+OPTION_NAMES = ("tta", "batch_size", "device", "precision", "threads", "save_probabilities", "backend")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from funduskit.inference.pipeline import PredictOptions, predict_photos
 
-    options = PredictOptions(
-        tta=args.tta,
-        batch_size=args.batch_size,
-        device=args.device,
-        precision=args.precision,
-        threads=args.threads,
-        save_probabilities=args.save_probabilities,
-        backend=args.backend,
-    )
+    options = PredictOptions(**{name: getattr(args, name) for name in OPTION_NAMES})
     summary = predict_photos(args.inputs, args.models, args.out, options, progress=not args.quiet)
     console = Console()
     console.print(

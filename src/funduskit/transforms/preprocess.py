@@ -226,14 +226,7 @@ class Geometry:
         return (points + (self.pad_x, self.pad_y)) * self.scale
 
     def points_to_original(self, xy: np.ndarray | tuple[float, float]) -> np.ndarray:
-        """Map network-pixel points back to original pixels (inverse of :meth:`points_to_network`).
-
-        Args:
-            xy: ``(2,)`` or ``(N, 2)`` points ``(x, y)`` in network pixels.
-
-        Returns:
-            Float64 array of the same shape in original pixels.
-        """
+        """The inverse of :meth:`points_to_network`: network-pixel points (same shapes) to original pixels."""
         points = np.asarray(xy, dtype=np.float64)
         return points / self.scale - (self.pad_x, self.pad_y)
 

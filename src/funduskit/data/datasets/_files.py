@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from funduskit.core.errors import DataError
@@ -130,3 +130,28 @@ def matching_file(index: FileIndex | None, image: Path, what: str, *, required: 
         return None
     check_same_size(image, path, what)
     return path
+
+
+def disc_and_cup_files(image: Path, disc: Path | None, cup: Path | None, what: str,
+                       missing_name: Callable[[str], str]) -> bool:
+    """Check a photograph's disc and cup annotation files, stored apart: both or neither, each of
+    the photograph's size. Returns True when both are there.
+
+    Args:
+        image: the photograph.
+        disc, cup: its disc and cup files, ``None`` when absent.
+        what: what the files are, for messages (``"soft map"``, ``"mask"``).
+        missing_name: the expected file name of the absent one, given ``"disc"`` or ``"cup"``.
+
+    Raises:
+        DataError: only one of the two is there, or one's size differs from the photograph's.
+    """
+    if (disc is None) != (cup is None):
+        absent = "cup" if cup is None else "disc"
+        raise DataError(disc or cup, f"has no partner {what} {missing_name(absent)} for {image.name}",  # type: ignore[arg-type]
+                        fix=f"restore both {what}s or neither")
+    if disc is None or cup is None:
+        return False
+    check_same_size(image, disc, f"disc {what}")
+    check_same_size(image, cup, f"cup {what}")
+    return True

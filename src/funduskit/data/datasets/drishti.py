@@ -21,7 +21,7 @@ from pathlib import Path
 
 from funduskit.core.errors import DataError
 from funduskit.data.datasets._files import (
-    check_same_size,
+    disc_and_cup_files,
     is_image_file,
     split_from_path,
     walk,
@@ -75,15 +75,9 @@ def read(root: Path) -> list[Sample]:
     for image in sorted(photographs):
         key = image.stem.lower()
         disc, cup = maps.get((key, "disc")), maps.get((key, "cup"))
-        if (disc is None) != (cup is None):
-            present = disc or cup
-            missing = f"{image.stem}{CUP_SUFFIX if cup is None else DISC_SUFFIX}.png"
-            raise DataError(present, f"has no partner soft map {missing} for {image.name}",
-                            fix="restore both soft maps or neither")
         extra: dict[str, object] = {}
-        if disc is not None and cup is not None:
-            check_same_size(image, disc, "disc soft map")
-            check_same_size(image, cup, "cup soft map")
+        if disc_and_cup_files(image, disc, cup, "soft map",
+                              lambda kind: f"{image.stem}{CUP_SUFFIX if kind == 'cup' else DISC_SUFFIX}.png"):
             extra["cup_softmap_path"] = cup
         if key in cdrs:
             extra["expert_cdrs"] = _read_cdrs(cdrs[key])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from funduskit.core.errors import DataError
 from funduskit.data.datasets._files import (
-    check_same_size,
+    disc_and_cup_files,
     is_image_file,
     split_from_path,
     walk,
@@ -77,14 +77,9 @@ def read(root: Path) -> list[Sample]:
             raise DataError(crop, "is not inside a 'glaucoma' or 'normal' folder, which gives RIM-ONE DL's label",
                             fix="keep the layout of the download (…/training_set/glaucoma/NAME.png)")
         disc, cup = masks.get((crop.stem.lower(), "disc")), masks.get((crop.stem.lower(), "cup"))
-        if (disc is None) != (cup is None):
-            present = disc or cup
-            raise DataError(present, f"has no partner {'cup' if cup is None else 'disc'} mask for {crop.name}",
-                            fix="restore both masks or neither")
         extra: dict[str, object] = {}
-        if disc is not None and cup is not None:
-            check_same_size(crop, disc, "disc mask")
-            check_same_size(crop, cup, "cup mask")
+        if disc_and_cup_files(crop, disc, cup, "mask",
+                              lambda kind: f"{crop.stem}{CUP_SUFFIX if kind == 'cup' else DISC_SUFFIX}.png"):
             extra["cup_mask_path"] = cup
         samples.append(Sample(
             image_id=crop.name,
