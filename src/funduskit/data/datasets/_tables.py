@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from funduskit.core.errors import DataError
-from funduskit.data.datasets._files import FileIndex, name_key
+from funduskit.data.datasets._files import FileIndex, is_image_file, name_key, walk
 from funduskit.data.sample import Sample
 
 TABLE_SUFFIXES = frozenset({".csv", ".xlsx", ".xls"})
@@ -292,3 +292,25 @@ def annotated_sample(image: Path, annotation: Annotation | None, **fields: Any) 
     ``fields`` set the rest (and override the label where the layout knows better)."""
     given: dict[str, Any] = {"fovea": annotation.fovea, "label": annotation.label} if annotation else {}
     return Sample(image_id=image.name, image_path=image, **(given | fields))
+
+
+def scan_tree(root: Path, *, depth: int, mask_folders: frozenset[str], skipped_folders: frozenset[str],
+              table_words: Sequence[str]) -> tuple[list[Path], FileIndex, list[Path]]:
+    """``(photographs, masks, spreadsheets)`` below ``root``, told apart by folder names.
+
+    A spreadsheet is a table file whose name holds one of ``table_words``; a mask is an image in a
+    folder named in ``mask_folders`` (as :func:`name_key`); every other image is a photograph,
+    unless it lies in a ``skipped_folders`` folder or an illustration folder.
+    """
+    photographs, masks, tables = [], [], []
+    for path in walk(root, depth):
+        folders = {name_key(part) for part in path.relative_to(root).parts[:-1]}
+        if path.suffix.lower() in TABLE_SUFFIXES and any(word in path.name.lower() for word in table_words):
+            tables.append(path)
+        elif not is_image_file(path) or folders & skipped_folders or any("illustration" in f for f in folders):
+            continue
+        elif folders & mask_folders:
+            masks.append(path)
+        else:
+            photographs.append(path)
+    return sorted(photographs), FileIndex(masks, root), sorted(tables)

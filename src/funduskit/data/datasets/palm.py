@@ -24,20 +24,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from funduskit.data.datasets._files import (
-    FileIndex,
-    is_image_file,
-    matching_file,
-    name_key,
-    split_from_path,
-    walk,
-)
+from funduskit.data.datasets._files import FileIndex, matching_file, name_key, split_from_path, walk
 from funduskit.data.datasets._format import DatasetFormat
-from funduskit.data.datasets._tables import (
-    TABLE_SUFFIXES,
-    annotated_sample,
-    read_annotations,
-)
+from funduskit.data.datasets._tables import annotated_sample, read_annotations, scan_tree
 from funduskit.data.sample import Sample
 
 SEARCH_DEPTH = 5
@@ -71,22 +60,12 @@ def read(root: Path) -> list[Sample]:
             holds a label other than 0/1; a disc mask has the wrong size.
     """
     adam = _is_adam(root)
-    photographs, masks, tables = [], [], []
-    for path in walk(root, SEARCH_DEPTH):
-        folders = {name_key(part) for part in path.relative_to(root).parts[:-1]}
-        if path.suffix.lower() in TABLE_SUFFIXES and any(w in path.name.lower() for w in TABLE_WORDS):
-            tables.append(path)
-        elif not is_image_file(path) or folders & SKIPPED_FOLDERS or any("illustration" in f for f in folders):
-            continue
-        elif folders & MASK_FOLDERS:
-            masks.append(path)
-        else:
-            photographs.append(path)
-    mask_index = FileIndex(masks, root)
+    photographs, mask_index, tables = scan_tree(root, depth=SEARCH_DEPTH, mask_folders=MASK_FOLDERS,
+                                                skipped_folders=SKIPPED_FOLDERS, table_words=TABLE_WORDS)
     annotations = read_annotations(sorted(tables), FileIndex(photographs, root), label_columns=("Label",))
     source, label_key = ("adam", "amd_label") if adam else ("palm", "pm_label")
     samples = []
-    for image in sorted(photographs):
+    for image in photographs:
         annotation = annotations.get(image)
         disease = annotation.label if annotation and annotation.label is not None else _name_label(image, adam)
         samples.append(annotated_sample(

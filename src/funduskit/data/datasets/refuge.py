@@ -20,20 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from funduskit.core.errors import DataError
-from funduskit.data.datasets._files import (
-    FileIndex,
-    is_image_file,
-    matching_file,
-    name_key,
-    split_from_path,
-    walk,
-)
+from funduskit.data.datasets._files import FileIndex, matching_file, name_key, split_from_path, walk
 from funduskit.data.datasets._format import DatasetFormat
-from funduskit.data.datasets._tables import (
-    TABLE_SUFFIXES,
-    annotated_sample,
-    read_annotations,
-)
+from funduskit.data.datasets._tables import annotated_sample, read_annotations, scan_tree
 from funduskit.data.sample import Sample
 
 SEARCH_DEPTH = 6  # Annotation-Training400/Annotation-Training400/Disc_Cup_Masks/Glaucoma/g0001.bmp, one level spare
@@ -46,30 +35,10 @@ _FOLDER_LABELS = {"glaucoma": 1, "nonglaucoma": 0}
 _PREFIX_SPLITS = {"g": "train", "n": "train", "v": "validation", "t": "test"}
 
 
-def _in_folder(path: Path, root: Path, keys: frozenset[str]) -> bool:
-    return any(name_key(part) in keys for part in path.relative_to(root).parts[:-1])
-
-
-def _is_photograph(path: Path, root: Path) -> bool:
-    rel_parts = path.relative_to(root).parts[:-1]
-    return (
-        is_image_file(path)
-        and not _in_folder(path, root, MASK_FOLDERS | SKIPPED_FOLDERS)
-        and not any("illustration" in part.lower() for part in rel_parts)
-    )
-
-
 def scan(root: Path) -> tuple[list[Path], FileIndex, list[Path]]:
     """``(photographs, masks found in mask folders, fovea/label spreadsheets)`` below ``root``."""
-    photographs, masks, tables = [], [], []
-    for path in walk(root, SEARCH_DEPTH):
-        if path.suffix.lower() in TABLE_SUFFIXES and any(w in path.name.lower() for w in TABLE_WORDS):
-            tables.append(path)
-        elif _is_photograph(path, root):
-            photographs.append(path)
-        elif is_image_file(path) and _in_folder(path, root, MASK_FOLDERS):
-            masks.append(path)
-    return sorted(photographs), FileIndex(masks, root), sorted(tables)
+    return scan_tree(root, depth=SEARCH_DEPTH, mask_folders=MASK_FOLDERS, skipped_folders=SKIPPED_FOLDERS,
+                     table_words=TABLE_WORDS)
 
 
 def _split_of(image: Path, root: Path) -> str | None:
