@@ -80,3 +80,36 @@ def test_tune_fits_the_combiner_on_labelled_predictions(tmp_path: Path) -> None:
     assert result.glaucoma_auroc["vcdr"] == pytest.approx(1.0)  # the synthetic labels follow the vCDR
     assert result.glaucoma_auroc["combined"] >= 0.95
     assert json.loads(path.read_text())["glaucoma"]["features"] == ["classifier_logit", "vcdr"]
+
+
+def test_tune_refits_on_the_classifiers_own_probability_when_a_combiner_gave_the_answer(tmp_path: Path) -> None:
+    """Predictions made with a combiner record the classifiers' mean apart: tune uses that, not the
+    combined probability (which already holds the vCDR)."""
+    from funduskit.inference.results import ImageResult, save_result
+    from funduskit.inference.tuning import load_validation_cases
+    from funduskit.synthetic import generate_dataset
+
+    dataset = tmp_path / "validation"
+    generate_dataset(dataset, 4, 5, scale=0.08, glaucoma_fraction=0.5, progress=False)
+    pred = tmp_path / "pred"
+    (pred / "probabilities").mkdir(parents=True)
+    for index, image in enumerate(sorted((dataset / "Images").glob("*.jpg"))):
+        for part in ("disc", "cup"):
+            np.save(pred / "probabilities" / f"{image.stem}_{part}.npy", np.zeros((8, 8), np.float16))
+        save_result(pred, ImageResult(image_id=image.name, image_path=str(image), glaucoma_probability=0.9,
+                                      classifier_probability=0.1 * (index + 1)))
+    cases = load_validation_cases(pred, dataset)
+    assert sorted(case.classifier_probability for case in cases) == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+def test_an_older_thresholds_file_reads_and_fingerprints_as_before(tmp_path: Path) -> None:
+    """A thresholds.json without a combiner (written before 0.2) gives the same settings as then,
+    so restarted predictions keep their records."""
+    (tmp_path / "thresholds.json").write_text(json.dumps({"disc": 0.3, "cup": 0.65, "images": 3}))
+    thresholds = read_thresholds(tmp_path)
+    assert thresholds.glaucoma is None and thresholds.as_dict() == {"disc": 0.3, "cup": 0.65}
+    (tmp_path / "thresholds.json").write_text("[1, 2]")
+    from funduskit.core.errors import DataError
+
+    with pytest.raises(DataError, match="cannot be read"):
+        read_thresholds(tmp_path)
