@@ -30,7 +30,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-TASK_ORDER = ("vessel", "disc", "cup", "fovea", "glaucoma")
+from funduskit.core.tasks import TASKS as TASK_ORDER  # noqa: E402 (after the environment is set)
+
 TARGETS = {  # the "learns" thresholds on held-out synthetic images
     "vessel": ("val_dice", ">=", 0.70),
     "disc": ("val_dice", ">=", 0.90),

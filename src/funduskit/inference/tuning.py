@@ -158,13 +158,13 @@ def choose_glaucoma_combiner(cases: Sequence[ValidationCase], discs: Sequence[np
     labelled = [(case, disc) for case, disc in zip(cases, discs)
                 if case.label is not None and case.classifier_probability is not None]
     labels = [int(case.label) for case, _ in labelled]  # type: ignore[arg-type]
-    if min(sum(labels), len(labels) - sum(labels)) < MIN_PER_CLASS:
-        return None, {}, (f"no glaucoma combiner: {sum(labels)} glaucomatous and {len(labels) - sum(labels)} normal "
-                          f"labelled photographs with a classifier probability (at least {MIN_PER_CLASS} of each needed)")
     classifier = [float(case.classifier_probability) for case, _ in labelled]  # type: ignore[arg-type]
     vcdrs = [vertical_cdr(merge_disc_cup(disc, clean_mask(case.cup_probability, cup_threshold)))
              for case, disc in labelled]
-    combiner = fit_combiner(classifier, vcdrs, labels)
+    try:
+        combiner = fit_combiner(classifier, vcdrs, labels)
+    except FunduskitError as error:  # too few photographs of a class
+        return None, {}, f"no glaucoma combiner: {error}"
     combined = [combiner.probability(p, v) for p, v in zip(classifier, vcdrs)]
     aurocs = {"classifier": auroc(labels, classifier), "vcdr": auroc(labels, vcdrs), "combined": auroc(labels, combined)}
     return combiner, {key: float(value) for key, value in aurocs.items()}, ""

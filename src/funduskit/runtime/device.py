@@ -91,10 +91,10 @@ def resolve_runtime(config: RuntimeConfig, *, training: bool = False) -> Runtime
         device = torch.device(config.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise FunduskitError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
     if config.precision not in PRECISIONS:
         raise FunduskitError(f"runtime.precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     precision = config.precision
     if precision == "auto":
         bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from funduskit.core.errors import FunduskitError
+from funduskit.data.datasets.refuge2 import SYNTH_MANIFEST
 from funduskit.scoring.metrics import CDR_EPS, cup_of, disc_of, vertical_diameter
 from funduskit.synthetic.case import CaseParams
 from funduskit.synthetic.params import draw_case_params
@@ -32,7 +33,7 @@ from funduskit.synthetic.render import render_case
 
 JPEG_QUALITY = 92
 IMAGE_DIR, DISC_DIR, VESSEL_DIR = "Images", "Disc_Masks", "Vessel_Masks"
-GLAUCOMA_CSV, FOVEA_CSV, MANIFEST = "glaucoma.csv", "fovea.csv", "synth.json"
+GLAUCOMA_CSV, FOVEA_CSV, MANIFEST = "glaucoma.csv", "fovea.csv", SYNTH_MANIFEST
 _CASE_STREAM, _LABEL_STREAM = 0, 1
 
 

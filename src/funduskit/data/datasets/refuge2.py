@@ -45,6 +45,9 @@ TABLE_WORDS = ("glaucoma", "fovea", "label")
 ROOT_SPLITS = {"Train": "train", "Validation": "validation", "Test": "test"}
 
 
+#: The per-image truth that funduskit's synthetic sets write beside the REFUGE2 layout (funduskit.synthetic).
+SYNTH_MANIFEST = "synth.json"
+
 def is_split_folder(folder: Path) -> bool:
     """An ``Images`` folder beside a ``Disc_Masks`` folder or a glaucoma/fovea spreadsheet."""
     if child_dir(folder, *IMAGE_FOLDERS) is None:
@@ -73,7 +76,7 @@ def _tables(folder: Path) -> list[Path]:
 
 def _synth_eyes(folder: Path) -> dict[str, str]:
     """Eye side per image stem (lower case) from the ``cases`` of ``synth.json``; empty without one."""
-    path = folder / "synth.json"
+    path = folder / SYNTH_MANIFEST
     if not path.is_file():
         return {}
     try:
