@@ -214,8 +214,10 @@ class Constant(nn.Module):
         return torch.full((x.shape[0],), self.logit)
 
 
-def member(task: str, network: nn.Module, size: int = 64, preprocessing: str | None = None) -> Member:
-    changes = {"data.preprocessing": preprocessing} if preprocessing else {}
+def member(task: str, network: nn.Module, size: int = 64, preprocessing: str | None = None,
+           **changes: object) -> Member:
+    if preprocessing:
+        changes["data.preprocessing"] = preprocessing
     config = tiny_config(task, size, **changes)
     return Member(RunInfo(run_dir=Path(task), config=config, checkpoint=Path(task) / "best.pt"), network.eval())
 
@@ -308,6 +310,79 @@ def test_a_batch_of_different_sizes_keeps_each_photo_apart() -> None:
 
 def _image_sizes(dataset: Path) -> dict[str, tuple[int, int]]:
     return {p.stem: cv2.imread(str(p)).shape[:2] for p in sorted((dataset / "Images").glob("*.jpg"))}
+
+
+class CentreThird(nn.Module):
+    """Foreground on the central third of its input: (B, C, S, S) -> (B, 1, S, S)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.full_like(x[:, :1], -20.0)
+        third = x.shape[-1] // 3
+        logits[..., third : 2 * third, third : 2 * third] = 20.0
+        return logits
+
+
+class VesselChannel(nn.Module):
+    """Foreground where the vessel channel (the 4th) is over one half: (B, 4, S, S) -> (B, 1, S, S)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 40 * (x[:, 3:4] - 0.5)
+
+
+CROP = {"data.view": "disc", "data.vessel_input": "none"}
+
+
+def crop_predictor(*, whole_disc: bool = True, cup: nn.Module | None = None) -> Predictor:
+    """Stage 1 (whole photograph): bright-region disc; stage 2 (crop): bright-region disc, a cup on
+    the crop's central third, a classifier at 0.75; on the whole photograph a classifier at 0.5."""
+    return Predictor(
+        {"vessel": [member("vessel", LeftHalf())],
+         "disc": ([member("disc", BrightRegion())] if whole_disc else []) + [member("disc", BrightRegion(), **CROP)],
+         "cup": [member("cup", LeftHalf()), member("cup", cup or CentreThird(), **CROP)],
+         "fovea": [member("fovea", BrightestCell())],
+         "glaucoma": [member("glaucoma", Constant(0.0)), member("glaucoma", Constant(float(np.log(3))), **CROP)]},
+        CPU_FP32)
+
+
+def test_two_stages_segment_the_crop_around_the_disc_found_on_the_whole_photograph() -> None:
+    from funduskit.data.view import DISC_CROP_SCALE
+
+    image, truth = photo_with_bright_disc(centre=(120, 40), radius=12)
+    [prediction] = crop_predictor().predict([image], views=["whole"])
+    assert prediction.view == "whole" and prediction.crop is not None
+    crop = prediction.crop
+    assert crop.side == pytest.approx(25 * DISC_CROP_SCALE, abs=2)
+    assert crop.x0 + crop.side / 2 == pytest.approx(120.5, abs=1.5) and crop.y0 + crop.side / 2 == pytest.approx(40.5, abs=1.5)
+    assert dice(prediction.mask < 255, truth) > 0.85
+    # the cup comes from the crop network (the crop's centre), not the whole photograph's left half
+    rows, cols = np.nonzero(prediction.mask == 0)
+    assert rows.size and abs(cols.mean() - 120) < 2 and abs(rows.mean() - 40) < 2
+    assert cols.max() - cols.min() + 1 == pytest.approx(crop.side / 3, abs=2)
+    assert prediction.fovea is not None  # the whole photograph keeps its fovea
+    assert prediction.member_probabilities == pytest.approx([0.5, 0.75], abs=1e-6)  # both views answer
+
+
+def test_a_disc_crop_is_its_own_crop_and_has_no_fovea() -> None:
+    image, truth = photo_with_bright_disc(120, 120, (60, 60), 40)
+    [prediction] = crop_predictor(whole_disc=False).predict([image], views=["disc"])
+    assert prediction.view == "disc" and (prediction.crop.x0, prediction.crop.y0, prediction.crop.side) == (0, 0, 120)
+    assert dice(prediction.mask < 255, truth) > 0.9
+    assert prediction.fovea is None and prediction.fovea_spread is None
+    assert prediction.glaucoma_probability == pytest.approx(0.75, abs=1e-6)  # only the crop classifier
+
+
+def test_a_network_trained_without_vessel_maps_gets_an_empty_vessel_channel() -> None:
+    image, _ = photo_with_bright_disc(120, 120, (60, 60), 40)
+    [with_maps] = crop_predictor(whole_disc=False, cup=VesselChannel()).predict([image], views=["disc"])
+    assert not (with_maps.mask == 0).any()  # the crop cup network saw zeros, not the left-half vessel map
+    run = member("cup", VesselChannel(), **{"data.view": "disc"})  # vessel_input auto: it takes the map
+    assert run.takes_vessel_map
+
+
+def test_whole_photographs_need_a_whole_photograph_disc_network() -> None:
+    image, _ = photo_with_bright_disc()
+    with pytest.raises(FunduskitError, match="disc network trained on whole photographs"):
+        crop_predictor(whole_disc=False).predict([image], views=["whole"])
 
 
 def test_predict_writes_every_output(first_run, dataset: Path) -> None:

@@ -103,13 +103,15 @@ def test_standardize_inside_the_fov_ignores_the_black_border() -> None:
 
 
 def test_preprocessings_registry() -> None:
-    assert set(PREPROCESSINGS) == {"normalize", "zero_local_mean", "standardize"}
+    assert set(PREPROCESSINGS) == {"normalize", "zero_local_mean", "standardize", "lite"}
     image = _photo()
     for name in PREPROCESSINGS:
         result = preprocess(image, name)
         assert result.dtype == np.float32 and result.shape == image.shape, name
     zlm = preprocess(np.full((64, 64, 3), 10, np.uint8), "zero_local_mean")
     np.testing.assert_allclose(zlm, 128 / 255, rtol=1e-6)
+    lite = preprocess(np.array([[[0, 127, 255]]], np.uint8), "lite")
+    np.testing.assert_allclose(lite, [[[-127 / 128, 0.0, 1.0]]], rtol=1e-6)  # the Lite originals' (x - 127) / 128
     with pytest.raises(ValueError, match="unknown preprocessing 'clahe'"):
         preprocess(image, "clahe")
 

@@ -19,14 +19,13 @@ from funduskit.models import create_model, pretrained
 from funduskit.models.pretrained import (
     LITE_CROP_FRACTIONS,
     LITE_INPUT_SIZES,
-    LITE_MEAN,
-    LITE_STD,
     create_lite_model,
     lite_weights_file,
     map_lite_state_dict,
     resolve_weights,
 )
 from funduskit.runs.networks import build_model
+from funduskit.transforms.preprocess import lite_normalize
 
 IMAGENET_CATS = {281, 282, 283, 284, 285}  # tabby, tiger, Persian, Siamese, Egyptian cat
 
@@ -52,7 +51,7 @@ def original_preprocessing(rgb: np.ndarray, size: str = "lite0") -> torch.Tensor
     crop = round(min(height, width) * fraction)
     top, left = (height - crop) // 2, (width - crop) // 2
     image = Image.fromarray(rgb[top : top + crop, left : left + crop]).resize((pixels, pixels), Image.BICUBIC)
-    x = (np.asarray(image, dtype=np.float32) - np.array(LITE_MEAN, np.float32)) / np.array(LITE_STD, np.float32)
+    x = lite_normalize(np.asarray(image))
     return torch.from_numpy(x).permute(2, 0, 1)[None]
 
 

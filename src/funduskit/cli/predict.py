@@ -33,6 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                         help="onnx: ONNX Runtime on models exported with `funduskit export` (fastest on CPU); "
                              "torch: the optimised PyTorch networks; auto (default): onnx for an export, else torch")
+    parser.add_argument("--view", choices=("auto", "whole", "disc"), default="auto",
+                        help="whole: whole fundus photographs; disc: crops centred on the optic disc (no fovea); "
+                             "auto (default): each photograph's own, by its dark corners")
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (default: torch's choice)")
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also save disc/cup probability maps (float16) for `funduskit tune`")
@@ -41,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 #: The options of this command that are fields of ``PredictOptions`` (same names).
-OPTION_NAMES = ("tta", "batch_size", "device", "precision", "threads", "save_probabilities", "backend")
+OPTION_NAMES = ("tta", "batch_size", "device", "precision", "threads", "save_probabilities", "backend", "view")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ from pathlib import Path
 from funduskit.core.config import PRECISIONS
 from funduskit.core.presets import PRESET_NAMES
 from funduskit.core.tasks import TASKS
+from funduskit.data.sample import VIEWS
+from funduskit.transforms.preprocess import PREPROCESSINGS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Train one network of the REFUGE2 system on one cross-validation fold. The run directory "
             "receives config.yaml, split.csv, augmentation.yaml, last.pt / best.pt, metrics.csv and "
-            "curves.png. Every setting comes from the preset (cpu or paper) and the options below; "
+            "curves.png. Every setting comes from the preset (cpu, paper or real) and the options below; "
             "--set changes any field of config.yaml (e.g. --set optimizer.lr=3e-4)."
         ),
     )
@@ -28,7 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "e.g. --data DRIVE --data CHASE_DB1")
     parser.add_argument("--format", default=None, metavar="F", help="data set layout (detected when omitted)")
     parser.add_argument("--preset", default="cpu", choices=PRESET_NAMES,
-                        help="cpu: small and fast (default); paper: the report's sizes and batches")
+                        help="cpu: small and fast, for synthetic data (default); paper: the report's sizes and "
+                             "batches; real: pretrained EfficientNet-Lite0 recipes for small real sets "
+                             "(disc, cup and glaucoma on disc crops)")
     parser.add_argument("--config", type=Path, default=None, metavar="YAML",
                         help="start from this configuration (e.g. another run's config.yaml) instead of the preset")
     parser.add_argument("--fold", type=int, default=None, metavar="K", help="fold used for validation (default 0)")
@@ -40,8 +44,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--batch-size", type=int, default=None, metavar="N")
     parser.add_argument("--input-size", type=int, default=None, metavar="S", help="network input side in pixels")
     parser.add_argument("--lr", type=float, default=None, help="initial learning rate")
-    parser.add_argument("--preprocessing", default=None, choices=("standardize", "normalize", "zero_local_mean"),
-                        help="network-input preprocessing (glaucoma: normalize or zero_local_mean)")
+    parser.add_argument("--preprocessing", default=None, choices=tuple(PREPROCESSINGS),
+                        help="network-input preprocessing (glaucoma: normalize or zero_local_mean; "
+                             "lite: the pretrained EfficientNet-Lite encoders' input)")
+    parser.add_argument("--view", default=None, choices=VIEWS,
+                        help="what the network sees: whole photographs, or crops centred on the optic disc "
+                             "(whole photographs with disc masks are cut around their disc)")
     parser.add_argument("--seed", type=int, default=None, metavar="S")
     parser.add_argument("--init", type=Path, default=None, metavar="CKPT",
                         help="fine-tune from this checkpoint or run directory (tensors that fit are loaded)")
@@ -80,6 +88,7 @@ OPTION_KEYS = {
     "input_size": "data.input_size",
     "lr": "optimizer.lr",
     "preprocessing": "data.preprocessing",
+    "view": "data.view",
     "seed": "seed",
     "device": "runtime.device",
     "threads": "runtime.threads",

@@ -97,6 +97,9 @@ class DataConfig:
             masks) or ``"none"`` (an all-zero map).
         vessel_model: checkpoint (``best.pt`` of a vessel run, or its run directory).
         vessel_model_size: input size at which that vessel generator is run.
+        view: ``"whole"`` (the network sees whole photographs, as in the report) or ``"disc"``
+            (it sees crops centred on the optic disc: disc-centred sets as they are, whole
+            photographs cut around their reference disc, ``funduskit.data.view.CropBox``).
     """
 
     input_size: int
@@ -108,6 +111,7 @@ class DataConfig:
     vessel_input: str = "auto"
     vessel_model: str | None = None
     vessel_model_size: int | None = None
+    view: str = "whole"
 
 
 #: What ``runtime.precision`` / ``--precision`` may say (``funduskit.runtime.device`` resolves it).

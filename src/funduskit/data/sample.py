@@ -8,6 +8,8 @@ from typing import Literal
 
 EyeSide = Literal["left", "right"]
 View = Literal["whole", "disc"]
+#: The views a photograph can have (whole fundus photograph, crop centred on the optic disc).
+VIEWS: tuple[View, ...] = ("whole", "disc")
 
 
 @dataclass(frozen=True)

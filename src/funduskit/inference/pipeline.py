@@ -42,7 +42,9 @@ from funduskit.core.errors import DataError, FunduskitError
 from funduskit.core.files import atomic_write_bytes, atomic_write_text
 from funduskit.core.progress import make_progress
 from funduskit.core.tasks import SEGMENTATION_TASKS
-from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, load_image
+from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, frame_fov, load_image
+from funduskit.data.sample import VIEWS, View
+from funduskit.data.view import detect_view
 from funduskit.inference.model_store import (
     RunInfo,
     Thresholds,
@@ -105,6 +107,9 @@ class PredictOptions:
         backend: ``"torch"`` (networks rewritten for inference, :mod:`funduskit.runtime.optimise`),
             ``"onnx"`` (ONNX Runtime on the models of ``funduskit export``), or ``"auto"``: onnx
             when ``--models`` is an export (every run holds ``model.onnx``), else torch.
+        view: ``"whole"`` (whole fundus photographs), ``"disc"`` (crops centred on the optic
+            disc) or ``"auto"``: each photograph's own, by its corners
+            (:func:`funduskit.data.view.detect_view`).
     """
 
     tta: bool = False
@@ -116,6 +121,11 @@ class PredictOptions:
     save_probabilities: bool = False
     probability_side: int = PROBABILITY_SIDE
     backend: str = "auto"
+    view: str = "auto"
+
+
+#: What ``PredictOptions.view`` / ``--view`` may say.
+VIEW_CHOICES: tuple[str, ...] = ("auto", *VIEWS)
 
 
 @dataclass
@@ -210,6 +220,8 @@ def predict_photos(
         raise FunduskitError(f"precision must be one of {', '.join(PRECISIONS)}, not {options.precision!r}")
     if options.backend not in ("auto", "torch", "onnx"):
         raise FunduskitError(f"backend must be auto, torch or onnx, not {options.backend!r}")
+    if options.view not in VIEW_CHOICES:
+        raise FunduskitError(f"view must be one of {', '.join(VIEW_CHOICES)}, not {options.view!r}")
     files = list_inputs(inputs)
     models_dir, out_dir = Path(models_dir), Path(out_dir)
     runs = find_runs(models_dir)
@@ -222,6 +234,7 @@ def predict_photos(
     settings_key = fingerprint(runs, {
         "tta": options.tta, "bf16": runtime.bf16, "thresholds": thresholds.as_dict(),
         "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,
+        **({"view": options.view} if options.view != "auto" else {}),
         **({"backend": backend} if backend != "torch" else {}),
     })
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +248,7 @@ def predict_photos(
         writer = _Writer(out_dir, settings_key, options)
         with _progress_bar(progress, len(files), len(files) - len(todo)) as advance:
             batch_size = options.batch_size or default_batch_size(runtime.device)
-            for batch in _prefetched_batches(todo, batch_size, predictor.prepare):
+            for batch in _prefetched_batches(todo, batch_size, predictor.prepare, options.view):
                 failed += writer.write_batch(batch, predictor)
                 advance(len(batch.items))
 
@@ -297,6 +310,7 @@ class Loaded:
     image: np.ndarray | None = None
     fov: FieldOfView | None = None
     error: DataError | None = None
+    view: View = "whole"
 
 
 @dataclass
@@ -310,24 +324,33 @@ class LoadedBatch:
     def images(self) -> list[np.ndarray]:
         return [item.image for item in self.items if item.image is not None]
 
+    @property
+    def views(self) -> list[View]:
+        return [item.view for item in self.items if item.image is not None]
 
-def _load(file: Path) -> Loaded:
+
+def _load(file: Path, view: str = "auto") -> Loaded:
+    """Decode a photograph, decide its view (``view``, or detected when ``"auto"``) and its field
+    of view (a disc crop is retina to its edges: all of it)."""
     try:
         image = load_image(file)
     except DataError as error:
         return Loaded(file, error=error)
-    return Loaded(file, image, find_fov(image))
+    seen: View = detect_view(image).view if view == "auto" else view  # type: ignore[assignment]
+    fov = find_fov(image) if seen == "whole" else frame_fov(image.shape)
+    return Loaded(file, image, fov, view=seen)
 
 
 def _prefetched_batches(
-    files: Sequence[Path], batch_size: int, prepare: Callable[[list[np.ndarray]], PreparedInputs]
+    files: Sequence[Path], batch_size: int, prepare: Callable[[list[np.ndarray]], PreparedInputs],
+    view: str = "auto",
 ) -> Iterator[LoadedBatch]:
     """Batches of decoded photographs with their network inputs; the next batch is decoded and
     prepared in a background thread while the caller works on the current one."""
     batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
 
     def load(batch: Sequence[Path]) -> LoadedBatch:
-        items = [_load(file) for file in batch]
+        items = [_load(file, view) for file in batch]
         return LoadedBatch(items, prepare([item.image for item in items if item.image is not None]))
 
     if not batches:
@@ -382,7 +405,7 @@ class _Writer:
     def write_batch(self, batch: LoadedBatch, predictor: Predictor) -> int:
         """Predict the readable photographs of a batch, record all; returns how many failed."""
         images = batch.images
-        predictions = iter(predictor.predict(images, batch.prepared) if images else [])
+        predictions = iter(predictor.predict(images, batch.prepared, batch.views) if images else [])
         for item in batch.items:
             if item.image is None:
                 self._record(item.file, status="error", error=str(item.error))
@@ -414,7 +437,8 @@ class _Writer:
         if self.options.save_probabilities:
             self._save_probabilities(stem, prediction)
         measures = disc_cup_measures(prediction.mask)
-        fovea_x, fovea_y = prediction.fovea
+        fovea_x, fovea_y = prediction.fovea if prediction.fovea is not None else (None, None)
+        crop = prediction.crop
         self._record(
             file,
             width=int(image.shape[1]),
@@ -434,6 +458,8 @@ class _Writer:
             eye=infer_eye_side(measures.disc_centre_x, fovea_x),
             mask_file=f"{SEGMENTATION_DIR}/{stem}.png",
             overlay_file=overlay_file,
+            view=prediction.view,
+            crop=[crop.x0, crop.y0, crop.side] if crop is not None else None,
         )
 
     def _save_probabilities(self, stem: str, prediction: PhotoPrediction) -> None:
@@ -468,7 +494,7 @@ def _write_collected(
     ok = [r for r in results if r.ok]
     submission = Submission(
         glaucoma_risk={r.image_id: float(r.glaucoma_probability) for r in ok},  # type: ignore[arg-type]
-        fovea={r.image_id: (float(r.fovea_x), float(r.fovea_y)) for r in ok},  # type: ignore[arg-type]
+        fovea={r.image_id: (float(r.fovea_x), float(r.fovea_y)) for r in ok if r.fovea_x is not None},  # type: ignore[arg-type]
     )
     if ok:
         write_submission(submission, out_dir)

@@ -13,6 +13,14 @@
    to original pixels, and the points are averaged;
 5. glaucoma: members' probabilities are averaged; their standard deviation is the spread.
 
+Disc-centred crops and the two-stage path (beyond the report): a network trained on crops
+(``data.view: disc``) sees each photograph's :class:`funduskit.data.view.CropBox`. A photograph that
+is itself a disc crop (``views``) is its own crop; on a whole photograph the crop is cut around the
+disc that the whole-photograph disc networks found (stage 1), and the crop networks' disc, cup and
+glaucoma answers replace the whole-photograph ones (stage 2). Their maps are pasted back into the
+photograph's pixels (zero outside the crop). The whole-photograph networks answer a crop only for
+a task that has no crop network. A crop has no fovea: its ``fovea`` is None.
+
 With test-time augmentation (``tta=True``) each network also sees the horizontally flipped input
 (in the same batch); the flipped output is flipped back (fovea: ``x -> S - x``) and averaged
 with the plain one before members are combined.
@@ -27,12 +35,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from funduskit.core.errors import FunduskitError
-from funduskit.core.tasks import TASKS
+from funduskit.core.tasks import SEGMENTATION_TASKS, TASKS
+from funduskit.data.sample import View
+from funduskit.data.view import CropBox
 from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds
 from funduskit.inference.postprocess import postprocess_disc_cup
@@ -57,6 +68,16 @@ class Member:
     @property
     def preprocessing(self) -> str:
         return str(self.run.config.data.preprocessing)
+
+    @property
+    def view(self) -> str:
+        """``"whole"`` or ``"disc"``: what the network was trained to see (``data.view``)."""
+        return str(getattr(self.run.config.data, "view", "whole"))
+
+    @property
+    def takes_vessel_map(self) -> bool:
+        """False for a network trained with an all-zero vessel channel (``data.vessel_input: none``)."""
+        return str(self.run.config.data.vessel_input) != "none"
 
 
 def load_network(run: RunInfo, runtime: Runtime) -> nn.Module:
@@ -92,23 +113,28 @@ class PhotoPrediction:
         mask: (H, W) uint8 REFUGE mask (0 = cup, 128 = rim, 255 = background), post-processed.
         disc_probability, cup_probability: (H, W) float32 ensemble-mean maps before thresholding.
         vessels: (H, W) float32 vessel probability.
-        fovea: (x, y) ensemble mean; fovea_spread: RMS distance of the members' points to it.
+        fovea: (x, y) ensemble mean, None on a disc crop; fovea_spread: RMS distance of the
+            members' points to it (None with the fovea).
         glaucoma_probability: ensemble mean, or its combination with the vCDR of ``mask`` when
             the thresholds hold a glaucoma combiner; glaucoma_spread: standard deviation over members.
         member_probabilities: each classifier's probability (flips averaged), in ensemble order.
         classifier_probability: the ensemble mean, when a combiner gave ``glaucoma_probability``.
+        view: ``"whole"`` or ``"disc"``, what the photograph was taken to be.
+        crop: the disc crop the crop networks saw, or None when none answered.
     """
 
     mask: np.ndarray
     disc_probability: np.ndarray
     cup_probability: np.ndarray
     vessels: np.ndarray
-    fovea: tuple[float, float]
-    fovea_spread: float
+    fovea: tuple[float, float] | None
+    fovea_spread: float | None
     glaucoma_probability: float
     glaucoma_spread: float
     member_probabilities: list[float] = field(default_factory=list)
     classifier_probability: float | None = None
+    view: View = "whole"
+    crop: CropBox | None = None
 
 
 class Predictor:
@@ -116,7 +142,8 @@ class Predictor:
 
     Args:
         ensembles: task (``vessel``, ``disc``, ``cup``, ``fovea``, ``glaucoma``) -> loaded members;
-            every task needs at least one.
+            disc and cup need at least one, vessel when a network takes its map; without fovea
+            networks ``fovea`` is None, without classifiers the glaucoma probability is NaN.
         runtime: device, precision and memory format (:func:`funduskit.runtime.device.resolve_runtime`).
         thresholds: disc and cup thresholds of the post-processing.
         tta: also run every network on the horizontally flipped input and average.
@@ -134,7 +161,11 @@ class Predictor:
         *,
         tta: bool = False,
     ):
-        missing = [task for task in TASKS if not ensembles.get(task)]
+        missing = [task for task in SEGMENTATION_TASKS if not ensembles.get(task)]
+        takes_vessels = any(member.takes_vessel_map for task in ("disc", "cup", "fovea")
+                            for member in ensembles.get(task, []))
+        if takes_vessels and not ensembles.get("vessel"):
+            missing.insert(0, "vessel")
         if missing:
             raise ValueError(f"Predictor needs at least one network for {', '.join(missing)}")
         self.ensembles = {task: list(members) for task, members in ensembles.items()}
@@ -165,34 +196,53 @@ class Predictor:
         decoding thread while the networks work on the previous batch)."""
         return prepare_inputs(images, self.input_specs)
 
-    def predict(self, images: Sequence[np.ndarray], prepared: PreparedInputs | None = None) -> list[PhotoPrediction]:
+    def predict(self, images: Sequence[np.ndarray], prepared: PreparedInputs | None = None,
+                views: Sequence[View] | None = None) -> list[PhotoPrediction]:
         """Predict a batch of photographs.
 
         Args:
             images: B arrays (H_i, W_i, 3) uint8 RGB; sizes may differ.
             prepared: their network inputs from :meth:`prepare`, if already made.
+            views: each photograph's view (``"whole"`` or ``"disc"``); default all whole.
         Returns:
             B predictions, in order.
+        Raises:
+            FunduskitError: a whole photograph and no whole-photograph disc network to find its disc.
         """
         if not images:
             return []
+        views = list(views) if views is not None else ["whole"] * len(images)
+        whole = {task: self._members(task, "whole") for task in TASKS}
+        if "whole" in views and not whole["disc"]:
+            raise FunduskitError(
+                "whole photographs need a disc network trained on whole photographs (data.view: whole) to find "
+                "the disc the crop networks look at; add one, or predict disc crops with --view disc"
+            )
         inputs = _InputCache(images, self.runtime, prepared)
         vessel_square = inputs.vessels = self._vessels(inputs)  # (B, 1, Sv, Sv), letterboxed square
-        disc = self._segmentation("disc", inputs)
-        cup = self._segmentation("cup", inputs)
-        foveae = self._fovea(inputs)
-        glaucoma = self._glaucoma(inputs)
+        vessel_maps = [Geometry.for_image(image, vessel_square.shape[-1]).map_to_original(
+            vessel_square[index, 0].float().cpu().numpy()) if self.ensembles.get("vessel")
+            else np.zeros(image.shape[:2], np.float32) for index, image in enumerate(images)]
+        maps = {task: self._segmentation_maps(whole[task], inputs) for task in SEGMENTATION_TASKS}
+        foveae = self._fovea(whole["fovea"], inputs) if whole["fovea"] else [[] for _ in images]
+        glaucoma = self._glaucoma(whole["glaucoma"], inputs) if whole["glaucoma"] else [[] for _ in images]
 
+        boxes = [self._crop_box(image, view, maps["disc"][index], maps["cup"][index])
+                 for index, (image, view) in enumerate(zip(images, views))]
+        cropped = self._crop_stage(images, boxes, vessel_maps)
         predictions = []
-        for index, image in enumerate(images):
-            disc_map = Geometry.for_image(image, disc.shape[-1]).map_to_original(disc[index])
-            cup_map = Geometry.for_image(image, cup.shape[-1]).map_to_original(cup[index])
+        for index, (image, view) in enumerate(zip(images, views)):
+            answers = cropped[index]
+            disc_map = answers.get("disc", maps["disc"][index])
+            cup_map = answers.get("cup", maps["cup"][index])
+            if disc_map is None or cup_map is None:  # a disc crop and no network of either view
+                raise FunduskitError("no disc or cup network answers disc crops; add networks trained on crops")
             mask = postprocess_disc_cup(disc_map, cup_map, self.thresholds.disc, self.thresholds.cup)
-            vessels = Geometry.for_image(image, vessel_square.shape[-1]).map_to_original(
-                vessel_square[index, 0].float().cpu().numpy()
-            )
-            fovea, fovea_spread = mean_point(foveae[index])
-            probability, spread = mean_and_spread(glaucoma[index])
+            members = answers.get("glaucoma", [])
+            if view == "whole" or not members:
+                members = [*glaucoma[index], *members]
+            fovea, fovea_spread = mean_point(foveae[index]) if view == "whole" and foveae[index] else (None, None)
+            probability, spread = mean_and_spread(members) if members else (float("nan"), float("nan"))
             classifier_probability = None
             if self.thresholds.glaucoma is not None:
                 classifier_probability = probability
@@ -201,17 +251,61 @@ class Predictor:
                 mask=mask,
                 disc_probability=disc_map,
                 cup_probability=cup_map,
-                vessels=vessels,
+                vessels=vessel_maps[index],
                 fovea=fovea,
                 fovea_spread=fovea_spread,
                 glaucoma_probability=probability,
                 glaucoma_spread=spread,
-                member_probabilities=[float(p) for p in glaucoma[index]],
+                member_probabilities=[float(p) for p in members],
                 classifier_probability=classifier_probability,
+                view=view,
+                crop=boxes[index] if answers else None,
             ))
         return predictions
 
     # ----------------------------------------------------------------------------------------
+
+    def _members(self, task: str, view: str) -> list[Member]:
+        return [member for member in self.ensembles.get(task, []) if member.view == view]
+
+    def _crop_box(self, image: np.ndarray, view: View, disc_map: np.ndarray | None,
+                  cup_map: np.ndarray | None) -> CropBox | None:
+        """The crop the crop networks see: the photograph itself when it is a disc crop, else the
+        square around the disc found on the whole photograph; None without crop networks."""
+        if not any(self._members(task, "disc") for task in ("disc", "cup", "glaucoma")):
+            return None
+        if view == "disc":
+            return CropBox.whole(image)
+        assert disc_map is not None and cup_map is not None
+        mask = postprocess_disc_cup(disc_map, cup_map, self.thresholds.disc, self.thresholds.cup)
+        return CropBox.around(mask < 255)
+
+    def _crop_stage(self, images: Sequence[np.ndarray], boxes: Sequence[CropBox | None],
+                    vessel_maps: Sequence[np.ndarray]) -> list[dict[str, object]]:
+        """The crop networks' answers per photograph: ``disc`` and ``cup`` (H, W) float32 maps in
+        the photograph's pixels, ``glaucoma`` each classifier's probability; {} without a crop."""
+        answers: list[dict[str, object]] = [{} for _ in images]
+        rows = [index for index, box in enumerate(boxes) if box is not None]
+        if not rows:
+            return answers
+        crops = [boxes[index].cut(images[index]) for index in rows]  # type: ignore[union-attr]
+        inputs = _InputCache(crops, self.runtime)
+        side = max([member.size for task in SEGMENTATION_TASKS for member in self._members(task, "disc")] or [1])
+        inputs.vessels = self.runtime.to_device(torch.from_numpy(np.stack([
+            cv2.resize(boxes[index].cut(vessel_maps[index]), (side, side), interpolation=cv2.INTER_AREA)  # type: ignore[union-attr]
+            for index in rows
+        ]))[:, None])
+        for task in SEGMENTATION_TASKS:
+            members = self._members(task, "disc")
+            if members:
+                squares = self._segmentation(members, inputs)  # (N, S, S): the crops are square
+                for row, index in enumerate(rows):
+                    answers[index][task] = boxes[index].paste(squares[row], images[index].shape[:2])  # type: ignore[union-attr]
+        members = self._members("glaucoma", "disc")
+        if members:
+            for index, probabilities in zip(rows, self._glaucoma(members, inputs)):
+                answers[index]["glaucoma"] = probabilities
+        return answers
 
     def _run(self, member: Member, x: Tensor) -> Tensor:
         """Sigmoid outputs (float32) of one member on a prepared batch."""
@@ -220,15 +314,26 @@ class Predictor:
         return torch.sigmoid(logits.float())
 
     def _vessels(self, inputs: _InputCache) -> Tensor:
-        """(B, 1, S, S) mean vessel probability of the vessel generators (largest S among them)."""
-        maps = [self._run(member, inputs.get(member)) for member in self.ensembles["vessel"]]
+        """(B, 1, S, S) mean vessel probability of the vessel generators (largest S among them;
+        (B, 1, 1, 1) zeros without vessel generators)."""
+        maps = [self._run(member, inputs.get(member)) for member in self.ensembles.get("vessel", [])]
+        if not maps:
+            return self.runtime.to_device(torch.zeros(len(inputs.images), 1, 1, 1))
         size = max(m.shape[-1] for m in maps)
         return torch.stack([resize_maps(m, size) for m in maps]).mean(dim=0)
 
-    def _segmentation(self, task: str, inputs: _InputCache) -> np.ndarray:
+    def _segmentation_maps(self, members: Sequence[Member], inputs: _InputCache) -> list[np.ndarray | None]:
+        """Per photograph, the members' (H, W) mean map in its pixels (None each without members)."""
+        if not members:
+            return [None] * len(inputs.images)
+        squares = self._segmentation(members, inputs)
+        return [Geometry.for_image(image, squares.shape[-1]).map_to_original(square)
+                for image, square in zip(inputs.images, squares)]
+
+    def _segmentation(self, members: Sequence[Member], inputs: _InputCache) -> np.ndarray:
         """(B, S, S) float32 ensemble-mean probability in the letterboxed square (largest S)."""
         maps = []
-        for member in self.ensembles[task]:
+        for member in members:
             output = self._run(member, inputs.get(member, with_vessels=True, flip=self.tta))
             maps.append(self._unflip_maps(output))
         size = max(m.shape[-1] for m in maps)
@@ -242,11 +347,11 @@ class Predictor:
         plain, flipped = output.chunk(2)
         return (plain + flipped.flip(-1)) / 2
 
-    def _fovea(self, inputs: _InputCache) -> list[list[tuple[float, float]]]:
+    def _fovea(self, members: Sequence[Member], inputs: _InputCache) -> list[list[tuple[float, float]]]:
         """Per photograph, one (x, y) in original pixels per member and flip."""
         batch = len(inputs.images)
         points: list[list[tuple[float, float]]] = [[] for _ in range(batch)]
-        for member in self.ensembles["fovea"]:
+        for member in members:
             output = self._run(member, inputs.get(member, with_vessels=True, flip=self.tta))
             xy = decode_fovea(output, member.size)  # (B or 2B, 2) network pixels
             if self.tta:
@@ -257,11 +362,11 @@ class Predictor:
                 points[row % batch].append((float(original[0]), float(original[1])))
         return points
 
-    def _glaucoma(self, inputs: _InputCache) -> list[list[float]]:
+    def _glaucoma(self, members: Sequence[Member], inputs: _InputCache) -> list[list[float]]:
         """Per photograph, each classifier's probability (flips averaged)."""
         batch = len(inputs.images)
         per_member = []
-        for member in self.ensembles["glaucoma"]:
+        for member in members:
             output = self._run(member, inputs.get(member, flip=self.tta)).reshape(-1)
             if self.tta:
                 output = output.reshape(2, batch).mean(dim=0)
@@ -282,19 +387,24 @@ class _InputCache:
         self.runtime = runtime
         self.prepared = prepared or {}
         self.vessels: Tensor | None = None
-        self._tensors: dict[tuple[str, int, bool, bool], Tensor] = {}
+        self._tensors: dict[tuple[str, int, bool, bool, bool], Tensor] = {}
 
     def get(self, member: Member, *, with_vessels: bool = False, flip: bool = False) -> Tensor:
         """(B, 3 or 4, S, S), or (2B, ...) with the flipped copy after the plain batch."""
-        key = (member.preprocessing, member.size, with_vessels, flip)
+        vessel_map = with_vessels and member.takes_vessel_map
+        key = (member.preprocessing, member.size, with_vessels, vessel_map, flip)
         if key not in self._tensors:
             if flip:
                 plain = self.get(member, with_vessels=with_vessels)
                 batch = torch.cat([plain, plain.flip(-1)])
             elif with_vessels:
-                assert self.vessels is not None, "the vessel map is computed first"
                 photo = self.get(member)
-                batch = torch.cat([photo, resize_maps(self.vessels, member.size).to(photo.dtype)], dim=1)
+                if vessel_map:
+                    assert self.vessels is not None, "the vessel map is computed first"
+                    channel = resize_maps(self.vessels, member.size).to(photo.dtype)
+                else:  # trained with an all-zero vessel channel (data.vessel_input: none)
+                    channel = torch.zeros_like(photo[:, :1])
+                batch = torch.cat([photo, channel], dim=1)
             else:
                 spec = (member.preprocessing, member.size)
                 arrays = self.prepared.get(spec)

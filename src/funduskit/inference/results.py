@@ -52,6 +52,9 @@ class ImageResult:
             positions to it.
         eye: ``"left"`` / ``"right"`` inferred from the disc's side of the fovea, ``None`` if unknown.
         mask_file, overlay_file: paths relative to the output folder.
+        view: ``"whole"`` (a whole fundus photograph) or ``"disc"`` (a crop centred on the disc),
+            as given with ``--view`` or detected; a disc crop has no fovea.
+        crop: ``[x0, y0, side]`` of the disc crop the crop networks saw (original pixels), or None.
         source_size, source_mtime_ns: the input file's size and mtime, to notice a changed input.
         settings_key: fingerprint of the models and options that produced this record.
     """
@@ -77,6 +80,8 @@ class ImageResult:
     eye: str | None = None
     mask_file: str | None = None
     overlay_file: str | None = None
+    view: str | None = None
+    crop: list[int] | None = None
     source_size: int | None = None
     source_mtime_ns: int | None = None
     settings_key: str | None = field(default=None, repr=False)

@@ -17,7 +17,7 @@ What reproduces the original network (measured with timm 1.0.31, torch 2.14):
   differs by up to 1-3 logits; its top classes still agree on clear images (chelsea: both put the
   cat classes 282, 285, 281 and lynx 287 first).
 - **the normalisation**: the TensorFlow originals' ``(x - 127) / 128`` on 0-255 RGB, i.e. inputs
-  in [-1, 1] (:data:`LITE_MEAN`, :data:`LITE_STD`; timm's ``tf_`` configuration, mean = std =
+  in [-1, 1] (the ``lite`` preprocessing, :func:`funduskit.transforms.preprocess.lite_normalize`; timm's ``tf_`` configuration, mean = std =
   0.5 on 0-1, is the same up to 0.4 %). With it the right class is the most probable, and more
   probable than with ImageNet's mean/std or with plain 0-1 inputs: Lite0 on chelsea 0.91 of the
   probability on cat classes (0.86 with ImageNet mean/std, 0.88 with 0-1); on coffee 0.95 on
@@ -48,9 +48,7 @@ from funduskit.core.errors import DataError, FunduskitError
 __all__ = [
     "LITE_CROP_FRACTIONS",
     "LITE_INPUT_SIZES",
-    "LITE_MEAN",
     "LITE_PACKAGES",
-    "LITE_STD",
     "create_lite_model",
     "forget_pretrained_state",
     "is_lite_state_dict",
@@ -70,9 +68,6 @@ LITE_PACKAGES: dict[str, str] = {
 LITE_INPUT_SIZES: dict[str, int] = {"lite0": 224, "lite1": 240, "lite2": 260}
 LITE_CROP_FRACTIONS: dict[str, float] = {size: pixels / (pixels + 32) for size, pixels in LITE_INPUT_SIZES.items()}
 """The centred part of the shorter side that is resized to the input size (TensorFlow's crop padding 32)."""
-LITE_MEAN: tuple[float, float, float] = (127.0, 127.0, 127.0)
-LITE_STD: tuple[float, float, float] = (128.0, 128.0, 128.0)
-"""The originals' input normalisation on 0-255 RGB: ``(x - 127) / 128``."""
 
 _NAME = re.compile(r"(tf[-_])?(efficientnet[-_])?lite(\d)", re.IGNORECASE)
 

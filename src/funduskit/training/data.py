@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, Sampler
 from funduskit.core.errors import FunduskitError
 from funduskit.core.progress import make_progress
 from funduskit.data.sample import Sample
+from funduskit.data.view import CropBox
 from funduskit.transforms.augment import VESSEL_MASK
 from funduskit.transforms.preprocess import Geometry, preprocess
 
@@ -49,6 +50,8 @@ class CachedItem:
         original_fovea: fovea ``(x, y)`` in original pixels, or None.
         vessel_photo: the photo at a vessel generator's input size, kept only until the
             generator's map has been computed.
+        box: the disc crop the photograph was cut to before letterboxing (``data.view: disc``
+            on a whole photograph), or None; ``geometry`` then maps to the crop's pixels.
     """
 
     image: np.ndarray
@@ -59,6 +62,7 @@ class CachedItem:
     label: int | None = None
     original_fovea: tuple[float, float] | None = None
     vessel_photo: np.ndarray | None = None
+    box: CropBox | None = None
 
 
 def binary_to_network(mask: np.ndarray, geometry: Geometry) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 
 from funduskit.core.config import TrainConfig
 from funduskit.core.errors import FunduskitError
-from funduskit.data.sample import Sample
+from funduskit.data.sample import VIEWS, Sample
 from funduskit.runs.networks import load_trained_model
 from funduskit.training.data import CachedItem, cache_samples, soft_to_network
 from funduskit.training.tasks import Task
@@ -63,12 +63,21 @@ def build_items(task: Task, config: TrainConfig, samples: Sequence[Sample], *, t
         vessel_model, vessel_config = load_trained_model(config.data.vessel_model)  # type: ignore[arg-type]
         vessel_size = config.data.vessel_model_size or vessel_config.data.input_size
 
+    view = config.data.view
+    if view not in VIEWS:
+        raise FunduskitError(f"data.view must be one of {', '.join(VIEWS)}, not {view!r}")
+
     def cache_one(sample: Sample) -> CachedItem:
         image = load_image(sample.image_path)
+        box = task.disc_box(sample) if view == "disc" and _view_of(sample, image) == "whole" else None
+        if box is not None:
+            image = box.cut(image)
         geometry = Geometry.for_image(image, size)
-        item = CachedItem(image=geometry.to_network(image), geometry=geometry, **task.targets(sample, geometry))
+        item = CachedItem(image=geometry.to_network(image), geometry=geometry, box=box,
+                          **task.targets(sample, geometry, box))
         if mode == "ground_truth":
-            item.vessels = soft_to_network(load_vessel_mask(sample), geometry)
+            vessel_mask = load_vessel_mask(sample)
+            item.vessels = soft_to_network(vessel_mask if box is None else box.cut(vessel_mask), geometry)
         elif mode == "none" and task.uses_vessel_input:
             item.vessels = np.zeros((size, size), dtype=np.uint8)
         elif mode == "model":
@@ -79,6 +88,13 @@ def build_items(task: Task, config: TrainConfig, samples: Sequence[Sample], *, t
     if mode == "model":
         attach_vessel_maps(items, vessel_model, vessel_config, size)
     return items
+
+
+def _view_of(sample: Sample, image: np.ndarray) -> str:
+    """The sample's view: what its layout says, else what the photograph shows (dark corners)."""
+    from funduskit.data.view import detect_view
+
+    return sample.view or detect_view(image).view
 
 
 def attach_vessel_maps(items: Sequence[CachedItem], model: torch.nn.Module, vessel_config: TrainConfig,

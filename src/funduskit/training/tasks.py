@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from funduskit.core.config import TrainConfig
 from funduskit.core.errors import FunduskitError
 from funduskit.data.sample import Sample
+from funduskit.data.view import CropBox
 from funduskit.runtime.device import Runtime
 from funduskit.training.data import CachedItem, binary_to_network
 from funduskit.training.losses import discriminator_loss
@@ -58,9 +59,22 @@ class Task:
         """Whether ``sample`` carries the labels this task trains on."""
         raise NotImplementedError
 
-    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
-        """The :class:`CachedItem` fields holding the sample's targets at the network size."""
+    def targets(self, sample: Sample, geometry: Geometry, box: CropBox | None = None) -> dict[str, Any]:
+        """The :class:`CachedItem` fields holding the sample's targets at the network size;
+        ``box``: the photograph was cut to this disc crop first (``data.view: disc``)."""
         raise NotImplementedError
+
+    def disc_box(self, sample: Sample) -> CropBox:
+        """The disc crop of a whole photograph, from its reference disc mask (``data.view: disc``)."""
+        from funduskit.data.datasets import load_disc_cup_mask
+
+        box = CropBox.around(load_disc_cup_mask(sample) < 255) if sample.disc_cup_mask_path else None
+        if box is None:
+            raise FunduskitError(
+                f"{sample.image_path}: the {self.name!r} network is trained on disc crops (data.view: disc), and "
+                "this whole photograph has no disc mask to cut the crop around; give disc masks or crops"
+            )
+        return box
 
     def to_tensors(self, item: CachedItem, arrays: dict[str, Any], parts_info: dict[str, Any]) -> Batch:
         """Augmented arrays (``image`` already preprocessed, float32 (S, S, 3)) -> ``input``, ``target``."""
@@ -135,13 +149,21 @@ class _SegmentationTask(Task):
         """(H, W) bool reference at the original size."""
         raise NotImplementedError
 
+    def reference_in(self, sample: Sample, box: CropBox | None) -> np.ndarray:
+        """The reference, cut to ``box`` when there is one."""
+        reference = self.reference(sample)
+        return reference if box is None else box.cut(reference)
+
+    def targets(self, sample: Sample, geometry: Geometry, box: CropBox | None = None) -> dict[str, Any]:
+        return {"mask": binary_to_network(self.reference_in(sample, box), geometry)}
+
     def score_at_original_size(self, probabilities: list[Tensor], items: Sequence[CachedItem],
                                samples: Sequence[Sample]) -> dict[str, float]:
         """Dice after mapping each probability map back to the photograph's own size."""
         from funduskit.scoring.metrics import dice
 
         scores = [
-            dice(item.geometry.map_to_original(p.squeeze().numpy()) >= 0.5, self.reference(sample))
+            dice(item.geometry.map_to_original(p.squeeze().numpy()) >= 0.5, self.reference_in(sample, item.box))
             for p, item, sample in zip(probabilities, items, samples)
         ]
         return {"dice_original_size": float(np.mean(scores))}
@@ -171,9 +193,6 @@ class DiscCupTask(_SegmentationTask):
         mask = load_disc_cup_mask(sample)
         return mask < 255 if self.structure == "disc" else mask == 0
 
-    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
-        return {"mask": binary_to_network(self.reference(sample), geometry)}
-
 
 class VesselTask(_SegmentationTask):
     """Vessel segmentation trained as a GAN (Son et al. 2019)."""
@@ -188,9 +207,6 @@ class VesselTask(_SegmentationTask):
         from funduskit.data.datasets import load_vessel_mask
 
         return load_vessel_mask(sample)
-
-    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
-        return {"mask": binary_to_network(self.reference(sample), geometry)}
 
     def model_names(self, config: TrainConfig) -> list[str]:
         return ["model", "discriminator"] if config.discriminator is not None else ["model"]
@@ -246,7 +262,9 @@ class FoveaTask(Task):
     def usable(self, sample: Sample) -> bool:
         return sample.fovea is not None
 
-    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
+    def targets(self, sample: Sample, geometry: Geometry, box: CropBox | None = None) -> dict[str, Any]:
+        if box is not None:
+            raise FunduskitError("the fovea lies outside disc crops: train the fovea network on whole photographs")
         return {"fovea": tuple(float(v) for v in geometry.points_to_network(sample.fovea)),
                 "original_fovea": tuple(sample.fovea)}  # type: ignore[arg-type]
 
@@ -286,7 +304,7 @@ class GlaucomaTask(Task):
     def usable(self, sample: Sample) -> bool:
         return sample.label is not None
 
-    def targets(self, sample: Sample, geometry: Geometry) -> dict[str, Any]:
+    def targets(self, sample: Sample, geometry: Geometry, box: CropBox | None = None) -> dict[str, Any]:
         return {"label": int(sample.label)}  # type: ignore[arg-type]
 
     def to_tensors(self, item: CachedItem, arrays: dict[str, Any], parts_info: dict[str, Any]) -> Batch:

@@ -4,6 +4,8 @@
 - :func:`zero_local_mean`: ``4 * I - 4 * GaussianBlur(I) + 128`` with ``cv2.addWeighted``
   (glaucoma classifier, second model family).
 - :func:`standardize`: per-image, per-channel ``(I - mu) / sigma`` (disc, cup, fovea, vessels).
+- :func:`lite_normalize`: ``(I - 127) / 128``, the input the ImageNet EfficientNet-Lite weights
+  were trained on (the ``real`` preset's pretrained encoders; beyond the report).
 
 :data:`PREPROCESSINGS` maps each name to a function from an ``(H, W, 3)`` uint8 photograph to the
 ``(H, W, 3)`` float32 network input. :class:`Geometry` letterboxes a photograph into the
@@ -97,6 +99,18 @@ def standardize(image: np.ndarray, *, fov: FieldOfView | None = None) -> np.ndar
     return pixels
 
 
+def lite_normalize(image: np.ndarray) -> np.ndarray:
+    """``(I - 127) / 128``: the EfficientNet-Lite originals' input (``funduskit.models.pretrained``).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+
+    Returns:
+        ``(H, W, 3)`` float32 in about ``[-1, 1]``.
+    """
+    return (image.astype(np.float32) - np.float32(127.0)) * np.float32(1 / 128)
+
+
 def _zero_local_mean_input(image: np.ndarray) -> np.ndarray:
     """:func:`zero_local_mean` scaled like :func:`normalize_255`: float32 in [0, 1], flat = 0.5."""
     return normalize_255(zero_local_mean(image))
@@ -106,6 +120,7 @@ PREPROCESSINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "normalize": normalize_255,
     "zero_local_mean": _zero_local_mean_input,
     "standardize": standardize,
+    "lite": lite_normalize,
 }
 """Network-input preprocessings by name: ``(H, W, 3)`` uint8 -> ``(H, W, 3)`` float32."""
 
@@ -115,7 +130,7 @@ def preprocess(image: np.ndarray, name: str) -> np.ndarray:
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
-        name: ``"normalize"``, ``"zero_local_mean"`` or ``"standardize"``.
+        name: ``"normalize"``, ``"zero_local_mean"``, ``"standardize"`` or ``"lite"``.
 
     Returns:
         ``(H, W, 3)`` float32.
