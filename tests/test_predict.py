@@ -456,6 +456,40 @@ def test_a_restarted_run_skips_what_is_done(first_run, capsys: pytest.CaptureFix
     assert "4 predicted, 0 skipped" in capsys.readouterr().out
 
 
+def test_predict_tells_whole_photographs_from_disc_crops(models_dir: Path, dataset: Path, tmp_path: Path) -> None:
+    """The command with crop networks beside the whole-photograph ones: a synthetic whole
+    photograph goes through the two stages, a crop cut from it is detected as a crop (no fovea)."""
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    for task, seed in (("disc", 11), ("cup", 12), ("glaucoma", 13)):
+        make_run(models / "crops", task, task, seed, **CROP, **({"data.preprocessing": "lite"} if task == "glaucoma" else {}))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    whole = sorted((dataset / "Images").iterdir())[0]
+    shutil.copy(whole, photos / "whole.jpg")
+    image = cv2.imread(str(whole))
+    height, width = image.shape[:2]
+    crop = image[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4]  # retina to its corners
+    cv2.imwrite(str(photos / "crop.png"), crop)
+    out = tmp_path / "out"
+    assert main(["predict", str(photos), "--models", str(models), "--out", str(out), "--quiet"]) == 0
+    records = {name: json.loads((out / "results" / f"{name}.json").read_text()) for name in ("whole.jpg", "crop.png")}
+    assert records["whole.jpg"]["view"] == "whole" and records["crop.png"]["view"] == "disc"
+    assert records["crop.png"]["fovea_x"] is None
+    side = max(crop.shape[:2])
+    assert records["crop.png"]["crop"] == [(crop.shape[1] - side) // 2, (crop.shape[0] - side) // 2, side]
+    assert records["whole.jpg"]["fovea_x"] is not None
+    fovea_rows = (out / "fovea_location_results.csv").read_text().splitlines()
+    assert len(fovea_rows) == 2 and fovea_rows[1].startswith("whole.jpg")  # the header and the whole photograph
+    # --view says it for every photograph: the whole one read as a crop has no fovea either
+    forced = tmp_path / "forced"
+    assert main(["predict", str(photos), "--models", str(models), "--out", str(forced), "--view", "disc", "--quiet"]) == 0
+    record = json.loads((forced / "results" / "whole.jpg.json").read_text())
+    assert record["view"] == "disc" and record["fovea_x"] is None
+
+
 def test_predict_on_a_real_photograph(models_dir: Path, tmp_path: Path) -> None:
     from skimage import data
 

@@ -42,3 +42,33 @@ def test_tiny_run_learns_and_writes_the_run_directory(task: str, samples: list[S
     assert best["epoch"] + 1 == result.best_epoch and best["best_metric"] == result.best_metric
     assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert load_augmentation(tmp_path / "run" / "augmentation.yaml") is not None
+
+
+def test_a_disc_view_network_learns_from_whole_photographs_cut_around_their_disc(
+        samples: list[Sample], tmp_path: Path) -> None:
+    """``data.view: disc``: each whole photograph is cut to the square around its reference disc
+    (side 1.35 x the disc's extent), so the disc fills the crop as in RIM-ONE's crops."""
+    import numpy as np
+
+    from funduskit.data.view import DISC_CROP_SCALE
+    from funduskit.training.items import build_items
+    from funduskit.training.tasks import get_task
+
+    config = tiny_config("disc", **{"data.view": "disc", "data.vessel_input": "none"})
+    task = get_task("disc")
+    items = build_items(task, config, samples[:4], threads=1, show_progress=False, description="")
+    for item, sample in zip(items, samples[:4]):
+        disc = task.reference(sample)  # type: ignore[attr-defined]
+        rows, cols = np.nonzero(disc)
+        extent = max(np.ptp(rows), np.ptp(cols)) + 1
+        assert item.box is not None and item.box.side == pytest.approx(extent * DISC_CROP_SCALE, abs=1)
+        # a round disc of diameter side / 1.35 covers pi / 4 / 1.35**2 = 0.43 of the crop
+        assert item.mask.mean() == pytest.approx(np.pi / 4 / DISC_CROP_SCALE**2, abs=0.08)
+        assert not item.vessels.any()  # data.vessel_input none: an all-zero vessel channel
+
+    result = fit(config, samples, tmp_path / "run", show_progress=False)
+    validation = read_split(tmp_path / "run" / "split.csv").select(samples, "validation")
+    record = evaluate_checkpoint(tmp_path / "run", validation, original_size=True)
+    # the crop is mostly disc: a network that learned anything beats "nothing is disc" by far
+    assert record["dice_original_size"] > 0.6 and result.best_metric > 0.6
+    assert load_config(tmp_path / "run" / "config.yaml").data.view == "disc"
