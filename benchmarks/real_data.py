@@ -18,7 +18,10 @@ Scores, on each fold's validation images:
   threshold 0.5, post-processing), per photograph disc and cup Dice against the reference and the
   absolute vCDR error: the report's single stage, and the two-stage path (disc found on the whole
   photograph, disc and cup segmented on the crop around it);
-- glaucoma: ROC AUC of the classifier's probability.
+- glaucoma: ROC AUC of the classifier's probability; and of its combination with the vCDR that the
+  fold's disc and cup crop networks measure (a logistic model, ``funduskit.inference.glaucoma_combiner``,
+  fitted and scored by 5-fold cross-validation inside the validation fold: what ``funduskit tune``
+  does with a labelled calibration set).
 
 Every run directory is kept under ``--out`` (default ``runs/real-data``): a finished fold is read
 back, an interrupted one resumed from its ``last.pt``. So the benchmark is run again, as often as
@@ -63,7 +66,8 @@ class Row:
     """One recipe on one data set.
 
     ``evaluation``: ``"vessel"``, ``"crop"`` (disc / cup Dice on the crops), ``"classifier"`` or
-    ``"pipeline"`` (whole photographs through the predictor, with the runs of the rows in ``uses``).
+    ``"pipeline"`` (whole photographs through the predictor, with the runs of the rows in ``uses``)
+    or ``"combiner"`` (crops through the predictor; the classifier and the measured vCDR combined).
     """
 
     name: str
@@ -79,7 +83,7 @@ class Row:
 
     @property
     def trains(self) -> bool:
-        return self.evaluation != "pipeline"
+        return self.evaluation not in ("pipeline", "combiner")
 
 
 ROWS: tuple[Row, ...] = (
@@ -93,6 +97,10 @@ ROWS: tuple[Row, ...] = (
     # glaucoma -----------------------------------------------------------------------------
     Row("glaucoma-lite0", "glaucoma", ("rimone",), "real: ImageNet Lite0 on the crops, 256 px",
         (), "classifier", metrics=("auroc",)),
+    Row("glaucoma-lite0+vcdr", "glaucoma", ("rimone",),
+        "classifier + vCDR measured by disc-rimone / cup-rimone, logistic combiner (5-fold CV inside the fold)",
+        evaluation="combiner", uses=("glaucoma-lite0", "disc-rimone", "cup-rimone"),
+        metrics=("auroc", "classifier_auroc", "vcdr_auroc")),
     Row("glaucoma-random-init", "glaucoma", ("rimone",), "real recipe from random weights",
         ("--set", "init.encoder_weights=null"), "classifier", metrics=("auroc",)),
     # disc / cup on RIM-ONE crops ------------------------------------------------------------
@@ -228,30 +236,62 @@ def score_classifier(run_dir: Path, samples: Sequence) -> dict[str, float]:
 def score_pipeline(run_dirs: Sequence[Path], samples: Sequence) -> dict[str, float]:
     """Whole photographs through the predictor built from ``run_dirs``: disc / cup Dice, vCDR error."""
     import numpy as np
+
+    from funduskit.data.datasets import load_disc_cup_mask
+    from funduskit.data.io import load_image
+    from funduskit.scoring.metrics import cup_of, dice, disc_of, vertical_cdr
+
+    predictor = _predictor(run_dirs)
+    scores: dict[str, list[float]] = {"disc_dice": [], "cup_dice": [], "vcdr_error": []}
+    for sample in samples:
+        [prediction] = predictor.predict([load_image(sample.image_path)], views=["whole"])
+        reference = load_disc_cup_mask(sample)
+        scores["disc_dice"].append(dice(disc_of(prediction.mask), disc_of(reference)))
+        scores["cup_dice"].append(dice(cup_of(prediction.mask), cup_of(reference)))
+        scores["vcdr_error"].append(abs(vertical_cdr(prediction.mask) - vertical_cdr(reference)))
+    return {key: float(np.mean(values)) for key, values in scores.items()}
+
+
+def score_combiner(run_dirs: Sequence[Path], samples: Sequence) -> dict[str, float]:
+    """Crops through the predictor: AUROC of the classifier, of the measured vCDR, and of their
+    logistic combination (out-of-fold over a 5-fold split of ``samples``)."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    from funduskit.data.io import load_image
+    from funduskit.inference.glaucoma_combiner import fit_combiner
+    from funduskit.scoring.metrics import auroc, vertical_cdr
+
+    predictor = _predictor(run_dirs)
+    classifier, vcdr, labels = [], [], []
+    for sample in samples:
+        [prediction] = predictor.predict([load_image(sample.image_path)], views=["disc"])
+        classifier.append(prediction.glaucoma_probability)
+        vcdr.append(vertical_cdr(prediction.mask))
+        labels.append(int(sample.label))
+    combined = np.zeros(len(samples))
+    splits = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(labels)), labels)
+    for train, test in splits:
+        combiner = fit_combiner([classifier[i] for i in train], [vcdr[i] for i in train], [labels[i] for i in train])
+        combined[test] = [combiner.probability(classifier[i], vcdr[i]) for i in test]
+    return {"auroc": float(auroc(labels, combined)), "classifier_auroc": float(auroc(labels, classifier)),
+            "vcdr_auroc": float(auroc(labels, vcdr))}
+
+
+def _predictor(run_dirs: Sequence[Path]):
+    """A CPU fp32 predictor holding the networks of ``run_dirs``."""
     import torch
 
     from funduskit.core.config import RuntimeConfig
-    from funduskit.data.datasets import load_disc_cup_mask
-    from funduskit.data.io import load_image
     from funduskit.inference.model_store import find_runs
     from funduskit.inference.predictor import Predictor
     from funduskit.runtime.device import resolve_runtime
-    from funduskit.scoring.metrics import cup_of, dice, disc_of, vertical_cdr
 
     torch.set_num_threads(2)
-    with tempfile.TemporaryDirectory() as folder:
-        for index, run_dir in enumerate(run_dirs):
-            (Path(folder) / f"run{index}").symlink_to(run_dir.resolve())
-        runs = find_runs(folder)
-        predictor = Predictor.from_runs(runs, resolve_runtime(RuntimeConfig(device="cpu", precision="fp32")))
-        scores: dict[str, list[float]] = {"disc_dice": [], "cup_dice": [], "vcdr_error": []}
-        for sample in samples:
-            [prediction] = predictor.predict([load_image(sample.image_path)], views=["whole"])
-            reference = load_disc_cup_mask(sample)
-            scores["disc_dice"].append(dice(disc_of(prediction.mask), disc_of(reference)))
-            scores["cup_dice"].append(dice(cup_of(prediction.mask), cup_of(reference)))
-            scores["vcdr_error"].append(abs(vertical_cdr(prediction.mask) - vertical_cdr(reference)))
-    return {key: float(np.mean(values)) for key, values in scores.items()}
+    folder = Path(tempfile.mkdtemp(prefix="funduskit-real-"))
+    for index, run_dir in enumerate(run_dirs):
+        (folder / f"run{index}").symlink_to(run_dir.resolve())
+    return Predictor.from_runs(find_runs(folder), resolve_runtime(RuntimeConfig(device="cpu", precision="fp32")))
 
 
 def score_fold(row: Row, fold: int, data_root: Path, out: Path) -> dict[str, float] | None:
@@ -275,7 +315,8 @@ def score_fold(row: Row, fold: int, data_root: Path, out: Path) -> dict[str, flo
     if record.is_file():
         return json.loads(record.read_text())
     samples = validation_samples(run_dirs[0], data_root, row.data)
-    scores = {**score_pipeline(run_dirs, samples),
+    scorer = score_pipeline if row.evaluation == "pipeline" else score_combiner
+    scores = {**scorer(run_dirs, samples),
               "minutes": sum(json.loads((d / SCORES_FILE).read_text())["minutes"] for d in run_dirs)}
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(scores, indent=1) + "\n")

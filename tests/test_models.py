@@ -315,3 +315,24 @@ def test_bad_input_shape_says_which_shape_works(name: str, shape: tuple[int, ...
 def test_segmenter_class_is_shared_by_both_two_branch_models() -> None:
     assert model_class("disc_cup_segmenter") is model_class("fovea_localiser") is TwoBranchSegmenter
     assert model_class("glaucoma_classifier") is GlaucomaClassifier
+
+
+def test_a_two_branch_network_without_vessel_branch_ignores_the_vessel_channel() -> None:
+    """``vessel_encoder=None`` (the real preset's crop networks): the photo alone; the input keeps
+    its fourth channel, whatever it holds."""
+    import torch
+
+    from funduskit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("disc_cup_segmenter", photo_encoder="test_efficientnet", vessel_encoder=None,
+                         decoder_channels=[8, 8, 8]).eval()
+    assert model.vessel_encoder is None
+    x = torch.randn(2, 4, 64, 64)
+    with torch.no_grad():
+        plain = model(x)
+        x[:, 3] = torch.randn(2, 64, 64) * 10
+        assert torch.equal(model(x), plain) and plain.shape == (2, 1, 64, 64)
+    model.train()
+    model(torch.randn(2, 4, 64, 64)).mean().backward()  # trains: gradients reach the photo branch
+    assert model.photo_encoder.conv_stem.weight.grad is not None

@@ -29,7 +29,8 @@ _SEGMENTATION: dict[str, Row] = {
     #                                  cpu                        paper                      real
     "model.name":                     ("disc_cup_segmenter",     "disc_cup_segmenter",      "disc_cup_segmenter"),
     "model.kwargs.photo_encoder":     ("mobilenetv3_small_100",  "efficientnet_b4",         "tf_efficientnet_lite0"),
-    "model.kwargs.vessel_encoder":    ("mobilenetv3_small_050",  "efficientnet_b0",         "mobilenetv3_small_050"),
+    # real: no vessel branch on crops (an all-zero channel gave its BatchNorms non-finite gradients)
+    "model.kwargs.vessel_encoder":    ("mobilenetv3_small_050",  "efficientnet_b0",         None),
     "model.kwargs.decoder_channels":  ([64, 32, 16],             [256, 128, 64],            [96, 48, 24]),
     "init.encoder_weights":           (None,                     None,                      "lite0"),
     "loss.name":                      ("bce_dice",               "bce_dice",                "bce_dice"),
@@ -69,6 +70,7 @@ TABLES: dict[str, dict[str, Row]] = {
                                        {"confidence_weight": 1.0, "offset_weight": 1.0, "offset_loss": "l1",
                                         "gaussian_sigma": 0.0}),
         "data.input_size":            (256,                      640,                       320),
+        "model.kwargs.vessel_encoder": ("mobilenetv3_small_050", "efficientnet_b0",         "mobilenetv3_small_050"),
         "data.view":                  ("whole",                  "whole",                   "whole"),
         "data.vessel_input":          ("auto",                   "auto",                    "auto"),
         "epochs":                     (6,                        100,                       12),

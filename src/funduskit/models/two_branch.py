@@ -41,6 +41,8 @@ class TwoBranchSegmenter(FunduskitModel):
         photo_encoder: timm name of the photo branch (3 channels); needs features at
             reductions 32, 16, ... down to ``output_reduction``.
         vessel_encoder: timm name of the vessel branch (1 channel); its reduction-32 feature is used.
+            ``None``: no vessel branch, the photo alone (the input keeps its vessel channel, which
+            is ignored; the ``real`` preset's crop networks, trained with ``data.vessel_input: none``).
         decoder_channels: output channels of each decoder stage; their number sets the output
             grid: ``output_reduction = 32 / 2**len(decoder_channels)``.
         out_channels: number of output maps.
@@ -61,7 +63,7 @@ class TwoBranchSegmenter(FunduskitModel):
         self,
         *,
         photo_encoder: str = "efficientnet_b4",
-        vessel_encoder: str = "efficientnet_b0",
+        vessel_encoder: str | None = "efficientnet_b0",
         decoder_channels: Sequence[int] = (256, 128, 64),
         out_channels: int = 1,
         upsample_to_input: bool = True,
@@ -79,16 +81,17 @@ class TwoBranchSegmenter(FunduskitModel):
         self.photo_encoder = create_encoder(
             photo_encoder, in_chans=PHOTO_CHANNELS, features_only=True, pretrained=pretrained, weights=photo_encoder_weights
         )
-        self.vessel_encoder = create_encoder(
-            vessel_encoder, in_chans=1, features_only=True, pretrained=pretrained, weights=vessel_encoder_weights
-        )
         skip_reductions = [BOTTLENECK_REDUCTION // 2**k for k in range(1, len(decoder_channels) + 1)]
         self._photo_indices = _feature_indices(photo_encoder, self.photo_encoder, [BOTTLENECK_REDUCTION, *skip_reductions])
-        (self._vessel_index,) = _feature_indices(vessel_encoder, self.vessel_encoder, [BOTTLENECK_REDUCTION])
-
         photo_channels = self.photo_encoder.feature_info.channels()
-        vessel_channels = self.vessel_encoder.feature_info.channels()
-        bottleneck_channels = photo_channels[self._photo_indices[0]] + vessel_channels[self._vessel_index]
+        bottleneck_channels = photo_channels[self._photo_indices[0]]
+        self.vessel_encoder: nn.Module | None = None
+        if vessel_encoder is not None:
+            self.vessel_encoder = create_encoder(
+                vessel_encoder, in_chans=1, features_only=True, pretrained=pretrained, weights=vessel_encoder_weights
+            )
+            (self._vessel_index,) = _feature_indices(vessel_encoder, self.vessel_encoder, [BOTTLENECK_REDUCTION])
+            bottleneck_channels += self.vessel_encoder.feature_info.channels()[self._vessel_index]
         self.decoder = SkipDecoder(
             bottleneck_channels, [photo_channels[i] for i in self._photo_indices[1:]], list(decoder_channels)
         )
@@ -98,9 +101,9 @@ class TwoBranchSegmenter(FunduskitModel):
         self.check_input(x)
         photo, vessels = x[:, :PHOTO_CHANNELS], x[:, PHOTO_CHANNELS:]
         photo_features = self.photo_encoder(photo)
-        vessel_features = self.vessel_encoder(vessels)
         bottleneck, *skips = (photo_features[i] for i in self._photo_indices)
-        bottleneck = torch.cat([bottleneck, vessel_features[self._vessel_index]], dim=1)
+        if self.vessel_encoder is not None:
+            bottleneck = torch.cat([bottleneck, self.vessel_encoder(vessels)[self._vessel_index]], dim=1)
         logits = self.head(self.decoder(bottleneck, skips))
         if self.upsample_to_input:
             # the 1x1 head commutes with bilinear up-sampling, so it runs at the decoder's size
