@@ -379,6 +379,18 @@ def test_a_network_trained_without_vessel_maps_gets_an_empty_vessel_channel() ->
     assert run.takes_vessel_map
 
 
+def test_two_stages_need_no_whole_photograph_cup_network_and_may_find_no_disc() -> None:
+    image, truth = photo_with_bright_disc(centre=(120, 40), radius=12)
+    whole_disc = member("disc", BrightRegion(), **{"data.vessel_input": "none"})  # no vessel network needed
+    stages = Predictor({"disc": [whole_disc, member("disc", BrightRegion(), **CROP)],
+                        "cup": [member("cup", CentreThird(), **CROP)]}, CPU_FP32)
+    [found] = stages.predict([image], views=["whole"])
+    assert dice(found.mask < 255, truth) > 0.85 and (found.mask == 0).any()
+    assert found.fovea is None and np.isnan(found.glaucoma_probability)  # no fovea or glaucoma networks
+    [blank] = stages.predict([np.full((96, 160, 3), 30, np.uint8)], views=["whole"])
+    assert (blank.mask == 255).all() and blank.crop is None  # stage 1 found no disc: nothing to crop
+
+
 def test_whole_photographs_need_a_whole_photograph_disc_network() -> None:
     image, _ = photo_with_bright_disc()
     with pytest.raises(FunduskitError, match="disc network trained on whole photographs"):

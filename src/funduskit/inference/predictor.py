@@ -46,7 +46,7 @@ from funduskit.data.sample import View
 from funduskit.data.view import CropBox
 from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds
-from funduskit.inference.postprocess import postprocess_disc_cup
+from funduskit.inference.postprocess import clean_mask, postprocess_disc_cup
 from funduskit.models.fovea import decode_fovea
 from funduskit.models.maps import resize_maps
 from funduskit.runtime.device import Runtime
@@ -227,16 +227,16 @@ class Predictor:
         foveae = self._fovea(whole["fovea"], inputs) if whole["fovea"] else [[] for _ in images]
         glaucoma = self._glaucoma(whole["glaucoma"], inputs) if whole["glaucoma"] else [[] for _ in images]
 
-        boxes = [self._crop_box(image, view, maps["disc"][index], maps["cup"][index])
-                 for index, (image, view) in enumerate(zip(images, views))]
+        boxes = [self._crop_box(image, view, maps["disc"][index]) for index, (image, view) in enumerate(zip(images, views))]
         cropped = self._crop_stage(images, boxes, vessel_maps)
         predictions = []
         for index, (image, view) in enumerate(zip(images, views)):
             answers = cropped[index]
+            nothing = np.zeros(image.shape[:2], np.float32)  # stage 1 found no disc, and no whole network has the task
             disc_map = answers.get("disc", maps["disc"][index])
             cup_map = answers.get("cup", maps["cup"][index])
-            if disc_map is None or cup_map is None:  # a disc crop and no network of either view
-                raise FunduskitError("no disc or cup network answers disc crops; add networks trained on crops")
+            disc_map = nothing if disc_map is None else disc_map
+            cup_map = nothing if cup_map is None else cup_map
             mask = postprocess_disc_cup(disc_map, cup_map, self.thresholds.disc, self.thresholds.cup)
             members = answers.get("glaucoma", [])
             if view == "whole" or not members:
@@ -268,17 +268,16 @@ class Predictor:
     def _members(self, task: str, view: str) -> list[Member]:
         return [member for member in self.ensembles.get(task, []) if member.view == view]
 
-    def _crop_box(self, image: np.ndarray, view: View, disc_map: np.ndarray | None,
-                  cup_map: np.ndarray | None) -> CropBox | None:
+    def _crop_box(self, image: np.ndarray, view: View, disc_map: np.ndarray | None) -> CropBox | None:
         """The crop the crop networks see: the photograph itself when it is a disc crop, else the
-        square around the disc found on the whole photograph; None without crop networks."""
+        square around the disc found on the whole photograph (its largest blob); None without crop
+        networks or when no disc was found."""
         if not any(self._members(task, "disc") for task in ("disc", "cup", "glaucoma")):
             return None
         if view == "disc":
             return CropBox.whole(image)
-        assert disc_map is not None and cup_map is not None
-        mask = postprocess_disc_cup(disc_map, cup_map, self.thresholds.disc, self.thresholds.cup)
-        return CropBox.around(mask < 255)
+        assert disc_map is not None, "whole photographs have a whole-photograph disc network (checked above)"
+        return CropBox.around(clean_mask(disc_map, self.thresholds.disc))
 
     def _crop_stage(self, images: Sequence[np.ndarray], boxes: Sequence[CropBox | None],
                     vessel_maps: Sequence[np.ndarray]) -> list[dict[str, object]]:
