@@ -78,8 +78,8 @@ class Row:
     evaluation: str = "crop"
     uses: tuple[str, ...] = ()
     preset: str = "real"
-    notes: str = ""
     metrics: tuple[str, ...] = field(default=())
+    tta: bool = False  # pipeline / combiner rows: predict with horizontal-flip test-time augmentation
 
     @property
     def trains(self) -> bool:
@@ -100,7 +100,10 @@ ROWS: tuple[Row, ...] = (
     Row("glaucoma-lite0+vcdr", "glaucoma", ("rimone",),
         "classifier + vCDR measured by disc-rimone / cup-rimone, logistic combiner (5-fold CV inside the fold)",
         evaluation="combiner", uses=("glaucoma-lite0", "disc-rimone", "cup-rimone"),
-        metrics=("auroc", "classifier_auroc", "vcdr_auroc")),
+        metrics=("auroc", "classifier_auroc", "vcdr_auroc", "disc_dice", "cup_dice")),
+    Row("glaucoma-lite0+vcdr-tta", "glaucoma", ("rimone",), "the same with test-time flips (predict --tta)",
+        evaluation="combiner", uses=("glaucoma-lite0", "disc-rimone", "cup-rimone"), tta=True,
+        metrics=("auroc", "classifier_auroc", "vcdr_auroc", "disc_dice", "cup_dice")),
     Row("glaucoma-random-init", "glaucoma", ("rimone",), "real recipe from random weights",
         ("--set", "init.encoder_weights=null"), "classifier", metrics=("auroc",)),
     # disc / cup on RIM-ONE crops ------------------------------------------------------------
@@ -109,6 +112,8 @@ ROWS: tuple[Row, ...] = (
         ("--epochs", "12"), "crop", metrics=("dice",)),
     Row("cup-rimone", "cup", ("rimone",), "real: Lite0 U-Net on the crops, 256 px, 12 epochs",
         ("--epochs", "12"), "crop", metrics=("dice",)),
+    Row("cup-rimone-24", "cup", ("rimone",), "real, 24 epochs (the 12-epoch curve was still rising)",
+        ("--epochs", "24"), "crop", metrics=("dice",)),
     # disc / cup on Drishti-GS1 whole photographs -------------------------------------------
     Row("disc-drishti-whole", "disc", ("drishti",), "real, whole photograph at 384 px (single stage; stage 1)",
         ("--view", "whole", "--input-size", "384"), "crop", metrics=("dice",)),
@@ -123,6 +128,9 @@ ROWS: tuple[Row, ...] = (
         metrics=("disc_dice", "cup_dice", "vcdr_error")),
     Row("drishti-two-stage", "disc+cup", ("drishti",), "two stages: whole-photo disc -> crop -> crop disc + cup",
         evaluation="pipeline", uses=("disc-drishti-whole", "disc-drishti-crop", "cup-drishti-crop"),
+        metrics=("disc_dice", "cup_dice", "vcdr_error")),
+    Row("drishti-two-stage-tta", "disc+cup", ("drishti",), "two stages with test-time flips (predict --tta)",
+        evaluation="pipeline", uses=("disc-drishti-whole", "disc-drishti-crop", "cup-drishti-crop"), tta=True,
         metrics=("disc_dice", "cup_dice", "vcdr_error")),
 )
 
@@ -233,7 +241,7 @@ def score_classifier(run_dir: Path, samples: Sequence) -> dict[str, float]:
     return {"auroc": float(evaluate_checkpoint(run_dir, samples, threads=2)["val_auroc"])}
 
 
-def score_pipeline(run_dirs: Sequence[Path], samples: Sequence) -> dict[str, float]:
+def score_pipeline(run_dirs: Sequence[Path], samples: Sequence, *, tta: bool = False) -> dict[str, float]:
     """Whole photographs through the predictor built from ``run_dirs``: disc / cup Dice, vCDR error."""
     import numpy as np
 
@@ -241,7 +249,7 @@ def score_pipeline(run_dirs: Sequence[Path], samples: Sequence) -> dict[str, flo
     from funduskit.data.io import load_image
     from funduskit.scoring.metrics import cup_of, dice, disc_of, vertical_cdr
 
-    predictor = _predictor(run_dirs)
+    predictor = _predictor(run_dirs, tta=tta)
     scores: dict[str, list[float]] = {"disc_dice": [], "cup_dice": [], "vcdr_error": []}
     for sample in samples:
         [prediction] = predictor.predict([load_image(sample.image_path)], views=["whole"])
@@ -252,33 +260,39 @@ def score_pipeline(run_dirs: Sequence[Path], samples: Sequence) -> dict[str, flo
     return {key: float(np.mean(values)) for key, values in scores.items()}
 
 
-def score_combiner(run_dirs: Sequence[Path], samples: Sequence) -> dict[str, float]:
+def score_combiner(run_dirs: Sequence[Path], samples: Sequence, *, tta: bool = False) -> dict[str, float]:
     """Crops through the predictor: AUROC of the classifier, of the measured vCDR, and of their
-    logistic combination (out-of-fold over a 5-fold split of ``samples``)."""
+    logistic combination (out-of-fold over a 5-fold split of ``samples``); the post-processed
+    disc and cup Dice on the crops."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
+    from funduskit.data.datasets import load_disc_cup_mask
     from funduskit.data.io import load_image
     from funduskit.inference.glaucoma_combiner import fit_combiner
-    from funduskit.scoring.metrics import auroc, vertical_cdr
+    from funduskit.scoring.metrics import auroc, cup_of, dice, disc_of, vertical_cdr
 
-    predictor = _predictor(run_dirs)
-    classifier, vcdr, labels = [], [], []
+    predictor = _predictor(run_dirs, tta=tta)
+    classifier, vcdr, labels, disc_dice, cup_dice = [], [], [], [], []
     for sample in samples:
         [prediction] = predictor.predict([load_image(sample.image_path)], views=["disc"])
         classifier.append(prediction.glaucoma_probability)
         vcdr.append(vertical_cdr(prediction.mask))
         labels.append(int(sample.label))
+        reference = load_disc_cup_mask(sample)
+        disc_dice.append(dice(disc_of(prediction.mask), disc_of(reference)))
+        cup_dice.append(dice(cup_of(prediction.mask), cup_of(reference)))
     combined = np.zeros(len(samples))
     splits = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(labels)), labels)
     for train, test in splits:
         combiner = fit_combiner([classifier[i] for i in train], [vcdr[i] for i in train], [labels[i] for i in train])
         combined[test] = [combiner.probability(classifier[i], vcdr[i]) for i in test]
     return {"auroc": float(auroc(labels, combined)), "classifier_auroc": float(auroc(labels, classifier)),
-            "vcdr_auroc": float(auroc(labels, vcdr))}
+            "vcdr_auroc": float(auroc(labels, vcdr)), "disc_dice": float(np.mean(disc_dice)),
+            "cup_dice": float(np.mean(cup_dice))}
 
 
-def _predictor(run_dirs: Sequence[Path]):
+def _predictor(run_dirs: Sequence[Path], *, tta: bool = False):
     """A CPU fp32 predictor holding the networks of ``run_dirs``."""
     import torch
 
@@ -291,7 +305,8 @@ def _predictor(run_dirs: Sequence[Path]):
     folder = Path(tempfile.mkdtemp(prefix="funduskit-real-"))
     for index, run_dir in enumerate(run_dirs):
         (folder / f"run{index}").symlink_to(run_dir.resolve())
-    return Predictor.from_runs(find_runs(folder), resolve_runtime(RuntimeConfig(device="cpu", precision="fp32")))
+    return Predictor.from_runs(find_runs(folder), resolve_runtime(RuntimeConfig(device="cpu", precision="fp32")),
+                               tta=tta)
 
 
 def score_fold(row: Row, fold: int, data_root: Path, out: Path) -> dict[str, float] | None:
@@ -316,7 +331,7 @@ def score_fold(row: Row, fold: int, data_root: Path, out: Path) -> dict[str, flo
         return json.loads(record.read_text())
     samples = validation_samples(run_dirs[0], data_root, row.data)
     scorer = score_pipeline if row.evaluation == "pipeline" else score_combiner
-    scores = {**scorer(run_dirs, samples),
+    scores = {**scorer(run_dirs, samples, tta=row.tta),
               "minutes": sum(json.loads((d / SCORES_FILE).read_text())["minutes"] for d in run_dirs)}
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(scores, indent=1) + "\n")
