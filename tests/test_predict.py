@@ -406,6 +406,8 @@ def test_predict_writes_every_output(first_run, dataset: Path) -> None:
         assert mask.shape == shape and set(np.unique(mask)) <= {0, 128, 255} and (mask < 255).any()
         overlay = cv2.imread(str(out / "overlays" / f"{stem}.png"))
         assert overlay.shape[0] == 480 and overlay.shape[1] > 480
+        vessels = cv2.imread(str(out / "vessels" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert vessels.dtype == np.uint8 and vessels.shape == shape  # (a random tiny network: flat)
         for part in ("disc", "cup"):
             probability = np.load(out / "probabilities" / f"{stem}_{part}.npy")
             assert probability.dtype == np.float16 and probability.shape == shape  # small photos: full size
@@ -421,7 +423,7 @@ def test_predict_writes_every_output(first_run, dataset: Path) -> None:
         assert record["status"] == "ok" and (record["height"], record["width"]) == (height, width)
         assert 0.0 <= record["glaucoma_probability"] <= 1.0 and record["glaucoma_spread"] >= 0.0
         assert 0.0 <= record["vcdr"] <= 1.0 and record["disc_area"] > 0
-        assert record["eye"] in ("left", "right")
+        assert record["eye"] in ("left", "right") and record["vessel_file"] == f"vessels/{stem}.png"
         assert np.isfinite([record["fovea_x"], record["fovea_y"]]).all()
     table = (out / "results.csv").read_text().splitlines()
     assert table[0].startswith("image_id,image_path,status,error") and len(table) == 5

@@ -16,6 +16,7 @@ Output folder::
     OUT/results.csv, OUT/results.json      one row / record per photograph
     OUT/results/NAME.jpg.json              per-photograph records (what is done)
     OUT/overlays/NAME.png                  outlines, fovea and vessels drawn on the photograph
+    OUT/vessels/NAME.png                   vessel probability, 8-bit (255 = 1), original size
     OUT/probabilities/NAME_disc.npy, _cup.npy   with ``save_probabilities`` (for ``funduskit tune``)
     OUT/report.html                        the page to open
     OUT/predict.json                       models, thresholds, options and counts of the run
@@ -70,6 +71,7 @@ from funduskit.inference.report import (
 from funduskit.inference.results import (
     OVERLAYS_DIR,
     RUN_RECORD,
+    VESSELS_DIR,
     ImageResult,
     load_result,
     load_results,
@@ -410,7 +412,7 @@ class _Writer:
             if item.image is None:
                 self._record(item.file, status="error", error=str(item.error))
             else:
-                self._write_one(item, next(predictions))
+                self._write_one(item, next(predictions), vessel_map=bool(predictor.ensembles.get("vessel")))
         return len(batch.items) - len(images)
 
     def _record(self, file: Path, **values: object) -> None:
@@ -425,7 +427,7 @@ class _Writer:
         )
         save_result(self.out_dir, result)
 
-    def _write_one(self, loaded: Loaded, prediction: PhotoPrediction) -> None:
+    def _write_one(self, loaded: Loaded, prediction: PhotoPrediction, *, vessel_map: bool = True) -> None:
         file, image = loaded.file, loaded.image
         assert image is not None and loaded.fov is not None
         stem = image_stem(file.name)
@@ -434,6 +436,10 @@ class _Writer:
         vessels = prediction.vessels * loaded.fov.mask(image.shape)  # no tint outside the retina
         overlay = render_overlay(image, prediction.mask, prediction.fovea, vessels)
         write_overlay(self.out_dir / overlay_file, overlay)
+        vessel_file = None
+        if vessel_map:
+            vessel_file = f"{VESSELS_DIR}/{stem}.png"
+            write_vessel_map(self.out_dir / vessel_file, prediction.vessels)
         if self.options.save_probabilities:
             self._save_probabilities(stem, prediction)
         measures = disc_cup_measures(prediction.mask)
@@ -458,6 +464,7 @@ class _Writer:
             eye=infer_eye_side(measures.disc_centre_x, fovea_x),
             mask_file=f"{SEGMENTATION_DIR}/{stem}.png",
             overlay_file=overlay_file,
+            vessel_file=vessel_file,
             view=prediction.view,
             crop=[crop.x0, crop.y0, crop.side] if crop is not None else None,
         )
@@ -469,6 +476,15 @@ class _Writer:
             buffer = io.BytesIO()
             np.save(buffer, array)
             atomic_write_bytes(probability_path(self.out_dir, stem, part), buffer.getvalue())
+
+
+def write_vessel_map(path: Path, probability: np.ndarray) -> None:
+    """Save an (H, W) probability in [0, 1] as an 8-bit grey PNG (255 = 1), atomically."""
+    levels = np.clip(probability * 255 + 0.5, 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", levels)
+    if not ok:  # pragma: no cover - cv2 encodes any uint8 array
+        raise RuntimeError(f"cannot encode the vessel map for {path}")
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def shrink_map(probability: np.ndarray, side: int) -> np.ndarray:

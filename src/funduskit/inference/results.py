@@ -25,6 +25,7 @@ RESULTS_DIR = "results"
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 OVERLAYS_DIR = "overlays"
+VESSELS_DIR = "vessels"
 PROBABILITIES_DIR = "probabilities"
 RUN_RECORD = "predict.json"
 
@@ -51,7 +52,8 @@ class ImageResult:
         fovea_x, fovea_y: ensemble mean fovea position; fovea_spread: RMS distance of the members'
             positions to it.
         eye: ``"left"`` / ``"right"`` inferred from the disc's side of the fovea, ``None`` if unknown.
-        mask_file, overlay_file: paths relative to the output folder.
+        mask_file, overlay_file, vessel_file: paths relative to the output folder (the vessel map:
+            8-bit probability, 255 = 1, at the photograph's size; None without vessel networks).
         view: ``"whole"`` (a whole fundus photograph) or ``"disc"`` (a crop centred on the disc),
             as given with ``--view`` or detected; a disc crop has no fovea.
         crop: ``[x0, y0, side]`` of the disc crop the crop networks saw (original pixels), or None.
@@ -80,6 +82,7 @@ class ImageResult:
     eye: str | None = None
     mask_file: str | None = None
     overlay_file: str | None = None
+    vessel_file: str | None = None
     view: str | None = None
     crop: list[int] | None = None
     source_size: int | None = None
