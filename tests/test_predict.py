@@ -151,7 +151,7 @@ def test_predict_names_the_missing_task(models_dir: Path, dataset: Path, tmp_pat
     status = main(["predict", str(dataset / "Images"), "--models", str(partial), "--out", str(tmp_path / "out")])
     assert status == 2
     error = capsys.readouterr().err
-    assert "cup, glaucoma" in error and "funduskit train cup" in error
+    assert "task(s) cup (" in error and "funduskit train cup" in error  # glaucoma and fovea are optional
 
 
 def test_thresholds_default_to_one_half_and_are_validated(tmp_path: Path) -> None:
@@ -502,6 +502,22 @@ def test_predict_tells_whole_photographs_from_disc_crops(models_dir: Path, datas
     assert main(["predict", str(photos), "--models", str(models), "--out", str(forced), "--view", "disc", "--quiet"]) == 0
     record = json.loads((forced / "results" / "whole.jpg.json").read_text())
     assert record["view"] == "disc" and record["fovea_x"] is None
+
+
+def test_predict_with_disc_and_cup_networks_only(dataset: Path, tmp_path: Path) -> None:
+    """A models folder as the README's real-data example leaves it: a whole-photograph disc network
+    and crop disc and cup networks, no vessel, fovea or glaucoma network."""
+    models = tmp_path / "models"
+    make_run(models, "disc", "disc-whole", 21, disc_bias=4.0, **{"data.vessel_input": "none"})
+    make_run(models, "disc", "disc-crop", 22, disc_bias=4.0, **CROP)
+    make_run(models, "cup", "cup-crop", 23, **CROP)
+    out = tmp_path / "out"
+    assert main(["predict", str(dataset / "Images"), "--models", str(models), "--out", str(out), "--quiet"]) == 0
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 3 and all(r["status"] == "ok" for r in records)
+    assert all(r["glaucoma_probability"] is None and r["fovea_x"] is None and r["vessel_file"] is None
+               for r in records)
+    assert all(r["crop"] is not None and r["disc_area"] > 0 for r in records)  # the two stages ran
 
 
 def test_predict_on_a_real_photograph(models_dir: Path, tmp_path: Path) -> None:

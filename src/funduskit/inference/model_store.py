@@ -112,6 +112,15 @@ def find_runs(models_dir: str | Path) -> dict[str, list[RunInfo]]:
     return by_task
 
 
+def required_tasks(runs: Mapping[str, Sequence[RunInfo]]) -> tuple[str, ...]:
+    """The tasks a prediction cannot do without: disc and cup, and vessel when a disc, cup or
+    fovea network takes the vessel map (``data.vessel_input`` other than ``none``). Without fovea
+    networks the fovea is left empty, without classifiers the glaucoma probability."""
+    takes_vessels = any(str(run.config.data.vessel_input) != "none" for task in ("disc", "cup", "fovea")
+                        for run in runs.get(task, []))
+    return ("vessel", "disc", "cup") if takes_vessels else ("disc", "cup")
+
+
 def require_tasks(
     runs: Mapping[str, Sequence[RunInfo]], models_dir: str | Path, tasks: Iterable[str] = TASKS
 ) -> None:

@@ -53,6 +53,7 @@ from funduskit.inference.model_store import (
     fingerprint,
     read_thresholds,
     require_tasks,
+    required_tasks,
 )
 from funduskit.inference.postprocess import disc_cup_measures, infer_eye_side
 from funduskit.inference.predictor import (
@@ -227,7 +228,7 @@ def predict_photos(
     files = list_inputs(inputs)
     models_dir, out_dir = Path(models_dir), Path(out_dir)
     runs = find_runs(models_dir)
-    require_tasks(runs, models_dir)
+    require_tasks(runs, models_dir, required_tasks(runs))
     thresholds = read_thresholds(models_dir)
     backend = _resolve_backend(options.backend, runs)
     runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
@@ -444,13 +445,14 @@ class _Writer:
             self._save_probabilities(stem, prediction)
         measures = disc_cup_measures(prediction.mask)
         fovea_x, fovea_y = prediction.fovea if prediction.fovea is not None else (None, None)
+        answered = bool(np.isfinite(prediction.glaucoma_probability))  # NaN: no classifier in the models
         crop = prediction.crop
         self._record(
             file,
             width=int(image.shape[1]),
             height=int(image.shape[0]),
-            glaucoma_probability=prediction.glaucoma_probability,
-            glaucoma_spread=prediction.glaucoma_spread,
+            glaucoma_probability=prediction.glaucoma_probability if answered else None,
+            glaucoma_spread=prediction.glaucoma_spread if answered else None,
             classifier_probability=prediction.classifier_probability,
             vcdr=measures.vcdr,
             hcdr=measures.hcdr,
@@ -509,7 +511,8 @@ def _write_collected(
     write_tables(out_dir, results)
     ok = [r for r in results if r.ok]
     submission = Submission(
-        glaucoma_risk={r.image_id: float(r.glaucoma_probability) for r in ok},  # type: ignore[arg-type]
+        glaucoma_risk={r.image_id: float(r.glaucoma_probability) for r in ok  # type: ignore[arg-type]
+                       if r.glaucoma_probability is not None and np.isfinite(r.glaucoma_probability)},
         fovea={r.image_id: (float(r.fovea_x), float(r.fovea_y)) for r in ok if r.fovea_x is not None},  # type: ignore[arg-type]
     )
     if ok:

@@ -45,7 +45,7 @@ from funduskit.core.tasks import SEGMENTATION_TASKS, TASKS
 from funduskit.data.sample import View
 from funduskit.data.view import CropBox
 from funduskit.inference.ensemble import mean_and_spread, mean_point
-from funduskit.inference.model_store import RunInfo, Thresholds
+from funduskit.inference.model_store import RunInfo, Thresholds, required_tasks
 from funduskit.inference.postprocess import clean_mask, postprocess_disc_cup
 from funduskit.models.fovea import decode_fovea
 from funduskit.models.maps import resize_maps
@@ -161,11 +161,8 @@ class Predictor:
         *,
         tta: bool = False,
     ):
-        missing = [task for task in SEGMENTATION_TASKS if not ensembles.get(task)]
-        takes_vessels = any(member.takes_vessel_map for task in ("disc", "cup", "fovea")
-                            for member in ensembles.get(task, []))
-        if takes_vessels and not ensembles.get("vessel"):
-            missing.insert(0, "vessel")
+        runs = {task: [member.run for member in members] for task, members in ensembles.items()}
+        missing = [task for task in required_tasks(runs) if not ensembles.get(task)]
         if missing:
             raise ValueError(f"Predictor needs at least one network for {', '.join(missing)}")
         self.ensembles = {task: list(members) for task, members in ensembles.items()}
