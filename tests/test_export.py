@@ -50,6 +50,19 @@ def test_onnx_runtime_gives_torchs_outputs(task: str, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*tmp"))  # written atomically, no temporary left
 
 
+def test_a_network_without_vessel_branch_exports(tmp_path: Path) -> None:
+    """The real preset's crop networks (``vessel_encoder=None``) keep their 4-channel input in ONNX."""
+    from funduskit.models import create_model
+
+    torch.manual_seed(0)
+    network = create_model("disc_cup_segmenter", photo_encoder="test_efficientnet", vessel_encoder=None,
+                           decoder_channels=[8, 8, 8]).eval()
+    exported = OnnxNetwork(export_network(network, tmp_path / "model.onnx", input_size=64), threads=1)
+    x = torch.randn(2, 4, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(torch.sigmoid(exported(x)), torch.sigmoid(network(x)), rtol=0, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny run directory per task, as training writes them (config.yaml + best.pt)."""
