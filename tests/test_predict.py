@@ -579,3 +579,39 @@ def test_eye_side_convention_agrees_with_the_synthetic_truth(dataset: Path) -> N
 
     cases = json.loads((dataset / "synth.json").read_text())["cases"]
     assert [infer_eye_side(c["disc_center"][0], c["fovea"][0]) for c in cases] == [c["eye"] for c in cases]
+
+
+def test_no_file_is_passed_over_in_silence(models_dir: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """JPEG, PNG, WebP, GIF and a suffix-less JPEG are predicted; a text file, a hidden file and a
+    photograph whose name is taken are listed with the reason (console, predict.json, report)."""
+    from PIL import Image
+    from skimage import data
+
+    photo = Image.fromarray(data.retina()).resize((160, 160))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo.save(folder / "a.jpg")
+    photo.save(folder / "b.png")
+    photo.save(folder / "c.webp")
+    photo.save(folder / "d.gif")
+    photo.save(folder / "e_without_suffix", format="JPEG")
+    (folder / "notes.txt").write_text("not a photograph")
+    (folder / ".DS_Store").write_bytes(b"\0\1")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    photo.save(other / "a.png")  # same stem as photos/a.jpg: its results would overwrite
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), str(other), "--models", str(models_dir), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    records = {r["image_id"]: r for r in json.loads((out / "results.json").read_text())}
+    assert sorted(records) == ["a.jpg", "b.png", "c.webp", "d.gif", "e_without_suffix"]
+    assert all(r["status"] == "ok" for r in records.values())
+    passed_over = {Path(item["path"]).name: item["reason"] for item in
+                   json.loads((out / "predict.json").read_text())["passed_over"]}
+    assert set(passed_over) == {"notes.txt", ".DS_Store", "a.png"}
+    assert "not an image" in passed_over["notes.txt"] and "hidden" in passed_over[".DS_Store"]
+    assert "overwrite" in passed_over["a.png"] and "a.jpg" in passed_over["a.png"]
+    assert "3 other file(s) not predicted" in printed and "notes.txt" in printed
+    report = (out / "report.html").read_text()
+    assert "Files not predicted" in report and "notes.txt" in report

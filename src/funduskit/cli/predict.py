@@ -60,5 +60,11 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.failed} could not be read; {summary.seconds:.1f} s ({summary.runtime}).",
         soft_wrap=True,
     )
+    if summary.passed_over:
+        console.print(f"{len(summary.passed_over)} other file(s) not predicted:", soft_wrap=True)
+        for item in summary.passed_over[:20]:
+            console.print(f"  {item.path}: {item.reason}", soft_wrap=True, markup=False, highlight=False)
+        if len(summary.passed_over) > 20:
+            console.print(f"  ... and {len(summary.passed_over) - 20} more (all in predict.json)", soft_wrap=True)
     console.print(f"Report: {summary.report}", soft_wrap=True)
     return 0

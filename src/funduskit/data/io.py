@@ -20,9 +20,29 @@ from PIL import Image, UnidentifiedImageError
 from funduskit.core.errors import DataError
 
 #: Suffixes (lower case) of the photographs funduskit predicts on, taken from a folder given as input.
-PHOTO_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+PHOTO_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 #: Suffixes of every image file a data set layout may hold: photographs, and masks (DRIVE's are GIF).
-IMAGE_SUFFIXES: frozenset[str] = frozenset(PHOTO_SUFFIXES) | {".gif"}
+#: The same set as :data:`PHOTO_SUFFIXES` now that GIF and WebP photographs are read too.
+IMAGE_SUFFIXES: frozenset[str] = frozenset(PHOTO_SUFFIXES)
+
+#: The first bytes of each image format that :func:`load_image` reads -> its name.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+)
+
+
+def image_format(path: str | Path) -> str | None:
+    """The image format of a file by its first bytes (``"JPEG"``, ``"PNG"``, ``"WebP"``, ``"GIF"``,
+    ``"BMP"``, ``"TIFF"``), whatever its name says; None for anything else or an unreadable file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 MIN_SIDE = 64
 """Smallest accepted width or height in pixels; smaller files are thumbnails or icons."""

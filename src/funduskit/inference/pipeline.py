@@ -43,7 +43,7 @@ from funduskit.core.errors import DataError, FunduskitError
 from funduskit.core.files import atomic_write_bytes, atomic_write_text
 from funduskit.core.progress import make_progress
 from funduskit.core.tasks import SEGMENTATION_TASKS
-from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, frame_fov, load_image
+from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, frame_fov, image_format, load_image
 from funduskit.data.sample import VIEWS, View
 from funduskit.data.view import detect_view
 from funduskit.inference.model_store import (
@@ -144,55 +144,80 @@ class PredictSummary:
     runs: dict[str, list[str]] = field(default_factory=dict)
     thresholds: dict[str, object] = field(default_factory=dict)
     runtime: str = ""
+    passed_over: list[PassedOver] = field(default_factory=list)
 
     @property
     def report(self) -> Path:
         return self.out_dir / REPORT_FILE
 
 
-def list_inputs(paths: Sequence[str | Path]) -> list[Path]:
-    """The photographs named by ``paths``: files as given, folders' image files (by suffix).
+@dataclass(frozen=True)
+class PassedOver:
+    """A file given or found that is not predicted, and why (listed in ``predict.json`` and the report)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Inputs:
+    """What ``funduskit predict`` was given: the photographs to predict and every other file."""
+
+    photos: list[Path]
+    passed_over: list[PassedOver] = field(default_factory=list)
+
+
+def list_inputs(paths: Sequence[str | Path]) -> Inputs:
+    """The photographs named by ``paths``: files as given, and every file of a folder that is an
+    image by its suffix or, whatever its suffix, by its content (:func:`funduskit.data.io.image_format`).
+    Nothing is passed over in silence: a folder's other files (not images, hidden files) and
+    photographs whose output name is taken (same file stem) are listed with the reason.
 
     A folder with no image files of its own but an ``Images`` sub-folder (a REFUGE2 split
     folder) gives that sub-folder's files.
 
     Raises:
         DataError: a path does not exist, or a folder holds no images.
-        FunduskitError: two photographs would share an output name (same file stem).
     """
     files: list[Path] = []
+    passed_over: list[PassedOver] = []
     for path in map(Path, paths):
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            found = _image_files(path)
+            found, others = _folder_files(path)
             if not found and (path / "Images").is_dir():
-                found = _image_files(path / "Images")
+                found, others = _folder_files(path / "Images")
             if not found:
                 raise DataError(path, "folder holds no images", fix=f"expected files ending in {', '.join(PHOTO_SUFFIXES)}")
             files.extend(found)
+            passed_over.extend(others)
         else:
             raise DataError(path, "not found", fix="give image files or folders of images")
     by_stem: dict[str, Path] = {}
-    clashes = []
     for file in files:
         stem = image_stem(file.name)
-        if stem in by_stem and by_stem[stem].resolve() != file.resolve():
-            clashes.append(f"{by_stem[stem]} and {file}")
-        by_stem.setdefault(stem, file)
-    if clashes:
-        raise FunduskitError(
-            "photographs with the same name would overwrite each other's results: " + "; ".join(clashes[:10])
-            + " (predict them into separate --out folders)"
-        )
-    return list(by_stem.values())
+        first = by_stem.setdefault(stem, file)
+        if first.resolve() != file.resolve():
+            passed_over.append(PassedOver(str(file), f"its results would overwrite those of {first} (same name "
+                                                       f"{stem!r}); predict it into another --out folder"))
+    return Inputs(list(by_stem.values()), passed_over)
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in PHOTO_SUFFIXES),
-        key=lambda p: p.name,
-    )
+def _folder_files(folder: Path) -> tuple[list[Path], list[PassedOver]]:
+    """A folder's image files (by suffix, else by content), and its other files with the reason."""
+    photos, others = [], []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not path.is_file():
+            continue
+        if path.name.startswith("."):
+            others.append(PassedOver(str(path), "hidden file"))
+        elif path.suffix.lower() in PHOTO_SUFFIXES or image_format(path) is not None:
+            photos.append(path)
+        else:
+            others.append(PassedOver(str(path), f"not an image that funduskit reads ({', '.join(PHOTO_SUFFIXES)}, "
+                                                 "judged by content when the suffix is another)"))
+    return photos, others
 
 
 def predict_photos(
@@ -225,7 +250,8 @@ def predict_photos(
         raise FunduskitError(f"backend must be auto, torch or onnx, not {options.backend!r}")
     if options.view not in VIEW_CHOICES:
         raise FunduskitError(f"view must be one of {', '.join(VIEW_CHOICES)}, not {options.view!r}")
-    files = list_inputs(inputs)
+    given = list_inputs(inputs)
+    files = given.photos
     models_dir, out_dir = Path(models_dir), Path(out_dir)
     runs = find_runs(models_dir)
     require_tasks(runs, models_dir, required_tasks(runs))
@@ -257,7 +283,7 @@ def predict_photos(
 
     results = load_results(out_dir, [file.name for file in files])
     runtime_text = runtime.describe() + (", ONNX Runtime" if backend == "onnx" else "")
-    _write_collected(out_dir, results, runs, thresholds, options, runtime_text)
+    _write_collected(out_dir, results, runs, thresholds, options, runtime_text, given.passed_over)
     summary = PredictSummary(
         out_dir=out_dir,
         total=len(files),
@@ -268,6 +294,7 @@ def predict_photos(
         runs={task: [str(run.run_dir) for run in items] for task, items in runs.items()},
         thresholds=thresholds.as_dict(),
         runtime=runtime_text,
+        passed_over=given.passed_over,
     )
     record = {**asdict(summary), "out_dir": str(out_dir), "models_dir": str(models_dir.resolve()),
               "options": asdict(options), "settings_key": settings_key, "funduskit": __version__,
@@ -506,6 +533,7 @@ def _write_collected(
     thresholds: Thresholds,
     options: PredictOptions,
     runtime: str,
+    passed_over: Sequence[PassedOver] = (),
 ) -> None:
     """Tables, the submission's CSV files and the report, from all records."""
     write_tables(out_dir, results)
@@ -523,4 +551,5 @@ def _write_collected(
         "test-time flips": "yes" if options.tta else "no",
         "runtime": runtime,
     }
-    write_report(results, out_dir, settings=settings)
+    write_report(results, out_dir, settings=settings,
+                 passed_over=[(item.path, item.reason) for item in passed_over])

@@ -232,6 +232,7 @@ def write_report(
     *,
     title: str = "funduskit report",
     settings: Mapping[str, object] | None = None,
+    passed_over: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write ``out_dir/report.html`` for ``results`` (overlay paths relative to ``out_dir``).
 
@@ -240,6 +241,7 @@ def write_report(
         out_dir: the prediction folder.
         title: page title.
         settings: shown as a key/value list under the title (models, thresholds, options).
+        passed_over: ``(path, reason)`` of every file given or found that was not predicted.
     Returns:
         The path of the page.
     """
@@ -250,7 +252,13 @@ def write_report(
     flagged = sum((result.glaucoma_probability or 0.0) >= 0.5 for result in results)
     generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     summary = (f"{len(results)} photograph{'s' if len(results) != 1 else ''}; {flagged} with glaucoma "
-               f"probability ≥ 0.5; {errors} could not be read.")
+               f"probability ≥ 0.5; {errors} could not be read"
+               + (f"; {len(passed_over)} other file{'s' if len(passed_over) != 1 else ''} not predicted (listed below)."
+                  if passed_over else "."))
+    not_predicted = ""
+    if passed_over:
+        items = "".join(f"<li><code>{html.escape(path)}</code>: {html.escape(reason)}</li>" for path, reason in passed_over)
+        not_predicted = f'<h2>Files not predicted</h2>\n<ul class="passed-over">{items}</ul>'
     details = "".join(
         f"<dt>{html.escape(str(key))}</dt><dd>{html.escape(_setting(value))}</dd>"
         for key, value in (settings or {}).items()
@@ -263,6 +271,7 @@ def write_report(
         details=details,
         header=header,
         rows=rows,
+        not_predicted=not_predicted,
         css=_CSS,
         script=_SCRIPT,
     )
@@ -388,6 +397,7 @@ Click a column header to sort; click again to reverse.</p>
 {rows}
 </tbody>
 </table>
+{not_predicted}
 <footer>Generated {generated} by funduskit {version}. Not a diagnosis: research software.</footer>
 <script>{script}</script>
 </body>
