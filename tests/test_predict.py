@@ -615,3 +615,25 @@ def test_no_file_is_passed_over_in_silence(models_dir: Path, tmp_path: Path,
     assert "3 other file(s) not predicted" in printed and "notes.txt" in printed
     report = (out / "report.html").read_text()
     assert "Files not predicted" in report and "notes.txt" in report
+
+
+def test_models_lists_each_run_with_its_data_metric_and_terms(models_dir: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "models"
+    run = make_run(models, "glaucoma", "glaucoma-crops", 31, **CROP)
+    (run / "split.csv").write_text("# split=stratified n_folds=5 fold=0\nimage_id,fold,role,label,source,split\n"
+                                   "a.png,1,train,1,rim-one-dl,train\nb.png,2,train,0,rim-one-dl,train\n"
+                                   "c.png,0,validation,0,rim-one-dl,train\nd.png,1,train,0,chase_db1,\n")
+    (run / "metrics.csv").write_text("epoch,lr,val_auroc\n1,0.001,0.81\n2,0.001,0.93\n3,0.001,nan\n4,0.001,0.90\n")
+    make_run(models, "vessel", "vessel", 32)  # no split.csv or metrics.csv: unknown data, no metric
+    assert main(["models", "--models", str(models), "--json"]) == 0
+    entries = {Path(e["name"]).name: e for e in json.loads(capsys.readouterr().out)}
+    crops = entries["glaucoma-crops"]
+    assert crops["task"] == "glaucoma" and crops["view"] == "disc" and crops["input_size"] == 64
+    assert crops["training_data"] == "rim-one-dl (2), chase_db1 (1)"
+    assert crops["metric"] == "val_auroc 0.9300 (epoch 2)"
+    assert "Fumero" in crops["terms"] and "CC BY 4.0" in crops["terms"]
+    assert crops["size_mb"] > 0 and "test_efficientnet" in crops["network"]
+    assert entries["vessel"]["training_data"] == "unknown" and entries["vessel"]["metric"] == ""
+    assert main(["models", "--models", str(models_dir)]) == 0
+    assert "9 trained model(s)" in capsys.readouterr().out

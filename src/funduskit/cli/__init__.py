@@ -16,7 +16,7 @@ from funduskit import __version__
 from funduskit.core.errors import FunduskitError
 
 # Order is the order of `funduskit --help`.
-COMMANDS: tuple[str, ...] = ("synth", "train", "evaluate", "predict", "tune", "demo", "bench", "export")
+COMMANDS: tuple[str, ...] = ("synth", "train", "evaluate", "predict", "tune", "models", "demo", "bench", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

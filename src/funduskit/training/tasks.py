@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from funduskit.core.config import TrainConfig
 from funduskit.core.errors import FunduskitError
+from funduskit.core.tasks import VALIDATION_METRICS
 from funduskit.data.sample import Sample
 from funduskit.data.view import CropBox
 from funduskit.runtime.device import Runtime
@@ -131,8 +132,7 @@ def mean_dice(probabilities: Sequence[Tensor], references: Sequence[np.ndarray],
 
 
 class _SegmentationTask(Task):
-    metric = "val_dice"
-    mode = "max"
+    metric, mode = VALIDATION_METRICS["disc"]
 
     def to_tensors(self, item: CachedItem, arrays: dict[str, Any], parts_info: dict[str, Any]) -> Batch:
         photo = torch.from_numpy(np.ascontiguousarray(arrays["image"].transpose(2, 0, 1)))
@@ -255,8 +255,7 @@ class FoveaTask(Task):
 
     name = "fovea"
     needs = "fovea positions"
-    metric = "val_error_pct"
-    mode = "min"
+    metric, mode = VALIDATION_METRICS["fovea"]
     uses_vessel_input = True
 
     def usable(self, sample: Sample) -> bool:
@@ -298,8 +297,7 @@ class GlaucomaTask(Task):
 
     name = "glaucoma"
     needs = "glaucoma labels"
-    metric = "val_auroc"
-    mode = "max"
+    metric, mode = VALIDATION_METRICS["glaucoma"]
 
     def usable(self, sample: Sample) -> bool:
         return sample.label is not None
