@@ -169,6 +169,17 @@ def train_fold(row: Row, fold: int, folds: int, data_root: Path, out: Path, *, q
     return run_dir
 
 
+def run_finished(run_dir: Path) -> bool:
+    """Whether a run trained all its epochs (metrics.csv has one row per epoch of config.yaml)."""
+    from funduskit.core.config import load_config
+
+    if not (run_dir / "best.pt").is_file() or not (run_dir / "metrics.csv").is_file():
+        return False
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        epochs = len(list(csv.DictReader(handle)))
+    return epochs >= load_config(run_dir / "config.yaml").epochs
+
+
 def training_minutes(run_dir: Path) -> float:
     """Training + validation time of a run (its metrics.csv), minutes."""
     with open(run_dir / "metrics.csv", newline="") as handle:
@@ -316,7 +327,7 @@ def score_fold(row: Row, fold: int, data_root: Path, out: Path) -> dict[str, flo
         run_dir = fold_dir(out, row, fold)
         if (run_dir / SCORES_FILE).is_file():
             return json.loads((run_dir / SCORES_FILE).read_text())
-        if not (run_dir / "best.pt").is_file():
+        if not run_finished(run_dir):  # not trained yet, or still training
             return None
         samples = validation_samples(run_dir, data_root, row.data)
         scorer = {"vessel": score_vessel, "crop": score_crop, "classifier": score_classifier}[row.evaluation]

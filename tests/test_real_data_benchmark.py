@@ -52,3 +52,15 @@ def test_the_table_gives_mean_sd_and_the_target_verdict(benchmark, tmp_path: Pat
     assert "| 0,1 |" in line and "0.9500 ± 0.0141" in line and ">= 0.95: met" in line and "| 8.0 |" in line
     missing = benchmark.table([benchmark.ROWS[0]], [0], tmp_path / "data", tmp_path)
     assert "not run" in missing
+
+
+def test_a_run_still_training_is_not_scored(benchmark, tmp_path: Path) -> None:
+    from funduskit.core.config import preset, save_config
+
+    run = tmp_path / "run"
+    save_config(preset("disc", "real"), run / "config.yaml")  # 30 epochs
+    (run / "best.pt").write_bytes(b"")
+    (run / "metrics.csv").write_text("epoch,val_dice\n" + "".join(f"{e},0.9\n" for e in range(1, 6)))
+    assert not benchmark.run_finished(run)
+    (run / "metrics.csv").write_text("epoch,val_dice\n" + "".join(f"{e},0.9\n" for e in range(1, 31)))
+    assert benchmark.run_finished(run)
