@@ -637,3 +637,14 @@ def test_models_lists_each_run_with_its_data_metric_and_terms(models_dir: Path, 
     assert entries["vessel"]["training_data"] == "unknown" and entries["vessel"]["metric"] == ""
     assert main(["models", "--models", str(models_dir)]) == 0
     assert "9 trained model(s)" in capsys.readouterr().out
+
+
+def test_whole_photographs_with_only_crop_networks_are_recorded_as_errors(dataset: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    make_run(models, "disc", "disc-crop", 41, **CROP)
+    make_run(models, "cup", "cup-crop", 42, **CROP)
+    out = tmp_path / "out"
+    assert main(["predict", str(dataset / "Images"), "--models", str(models), "--out", str(out), "--quiet",
+                 "--view", "whole"]) == 0
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 3 and all(r["status"] == "error" and "whole photographs" in r["error"] for r in records)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from funduskit.core.config import PRECISIONS
+from funduskit.data.sample import VIEWS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                         help="onnx: ONNX Runtime on models exported with `funduskit export` (fastest on CPU); "
                              "torch: the optimised PyTorch networks; auto (default): onnx for an export, else torch")
-    parser.add_argument("--view", choices=("auto", "whole", "disc"), default="auto",
+    parser.add_argument("--view", choices=("auto", *VIEWS), default="auto",
                         help="whole: whole fundus photographs; disc: crops centred on the optic disc (no fovea); "
                              "auto (default): each photograph's own, by its dark corners")
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (default: torch's choice)")

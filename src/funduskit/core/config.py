@@ -1,4 +1,4 @@
-"""Training configurations: one dataclass tree per run, two presets per task, YAML in and out.
+"""Training configurations: one dataclass tree per run, three presets per task, YAML in and out.
 
 Every choice the training loop makes — network and its arguments, input size, batch size,
 epochs, optimizer, loss, schedule, augmentation strength, preprocessing, seed, threads, workers,
@@ -12,6 +12,8 @@ Presets (:func:`preset`):
   schedule; vessel generator as in Son et al. 2019 (Adam 2e-4, beta1 0.5, adversarial weight 0.1).
 - ``"cpu"``: the same code path with small inputs, batches and encoders, tuned so one fold of each
   task trains on the synthetic data set in minutes on two cores (``benchmarks/training.py``).
+- ``"real"``: pretrained EfficientNet-Lite0 recipes for small real sets, disc / cup / glaucoma on
+  disc-centred crops (``benchmarks/real_data.py``, docs/real-data.md).
 
 Example:
     >>> config = preset("glaucoma", "paper")
@@ -86,7 +88,7 @@ class DataConfig:
 
     Attributes:
         input_size: side of the square network input, pixels.
-        preprocessing: ``"standardize"``, ``"normalize"`` or ``"zero_local_mean"``.
+        preprocessing: ``"standardize"``, ``"normalize"``, ``"zero_local_mean"`` or ``"lite"``.
         augmentation: strength passed to ``funduskit.transforms.augment.build_augmentation``
             (``"none"`` disables augmentation).
         split: ``"stratified"`` or ``"refuge2-report"`` (``funduskit.training.splits``).

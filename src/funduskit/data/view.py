@@ -75,7 +75,7 @@ class CropBox:
         """The square that letterboxes the whole image (a disc crop is its own crop)."""
         height, width = image.shape[:2]
         side = max(height, width)
-        return cls((width - side) // 2, (height - side) // 2, side)
+        return cls(-((side - width) // 2), -((side - height) // 2), side)  # the letterbox's padding
 
     @classmethod
     def around(cls, disc: np.ndarray, scale: float = DISC_CROP_SCALE) -> CropBox | None:

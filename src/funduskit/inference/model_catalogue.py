@@ -19,6 +19,7 @@ from funduskit.runs.layout import METRICS_FILE, SPLIT_FILE
 
 #: The terms of the public data sets funduskit reads, by the layout name readers give (``Sample.source``).
 DATA_TERMS: dict[str, str] = {
+    "refuge": "REFUGE challenge terms (research use)",
     "refuge2": "REFUGE / REFUGE2 challenge terms (research use), or funduskit's own synthetic set (no terms)",
     "drishti-gs1": "Drishti-GS1: research use (IIIT Hyderabad)",
     "rim-one-dl": "RIM-ONE DL: research use, cite Fumero et al. 2020",

@@ -187,7 +187,8 @@ def list_inputs(paths: Sequence[str | Path]) -> Inputs:
         elif path.is_dir():
             found, others = _folder_files(path)
             if not found and (path / "Images").is_dir():
-                found, others = _folder_files(path / "Images")
+                found, inside = _folder_files(path / "Images")
+                others += inside
             if not found:
                 raise DataError(path, "folder holds no images", fix=f"expected files ending in {', '.join(PHOTO_SUFFIXES)}")
             files.extend(found)
@@ -435,7 +436,12 @@ class _Writer:
     def write_batch(self, batch: LoadedBatch, predictor: Predictor) -> int:
         """Predict the readable photographs of a batch, record all; returns how many failed."""
         images = batch.images
-        predictions = iter(predictor.predict(images, batch.prepared, batch.views) if images else [])
+        try:
+            predictions = iter(predictor.predict(images, batch.prepared, batch.views) if images else [])
+        except FunduskitError as error:  # e.g. a whole photograph and only crop networks: say so per photo
+            for item in batch.items:
+                self._record(item.file, status="error", error=str(item.error or error))
+            return len(batch.items)
         for item in batch.items:
             if item.image is None:
                 self._record(item.file, status="error", error=str(item.error))

@@ -16,10 +16,12 @@
 Disc-centred crops and the two-stage path (beyond the report): a network trained on crops
 (``data.view: disc``) sees each photograph's :class:`funduskit.data.view.CropBox`. A photograph that
 is itself a disc crop (``views``) is its own crop; on a whole photograph the crop is cut around the
-disc that the whole-photograph disc networks found (stage 1), and the crop networks' disc, cup and
-glaucoma answers replace the whole-photograph ones (stage 2). Their maps are pasted back into the
-photograph's pixels (zero outside the crop). The whole-photograph networks answer a crop only for
-a task that has no crop network. A crop has no fovea: its ``fovea`` is None.
+disc that the whole-photograph disc networks found (stage 1); the crop networks' disc and cup maps
+replace the whole-photograph ones and their glaucoma probabilities are averaged with the
+whole-photograph classifiers' (stage 2). The maps are pasted back into the photograph's pixels
+(zero outside the crop). Crop networks that take a vessel map get the vessel generators' map of
+the crop. The whole-photograph networks answer a crop only for a task that has no crop network.
+A crop has no fovea: its ``fovea`` is None.
 
 With test-time augmentation (``tta=True``) each network also sees the horizontally flipped input
 (in the same batch); the flipped output is flipped back (fovea: ``x -> S - x``) and averaged
@@ -35,7 +37,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -117,7 +118,8 @@ class PhotoPrediction:
             members' points to it (None with the fovea).
         glaucoma_probability: ensemble mean, or its combination with the vCDR of ``mask`` when
             the thresholds hold a glaucoma combiner; glaucoma_spread: standard deviation over members.
-        member_probabilities: each classifier's probability (flips averaged), in ensemble order.
+        member_probabilities: each classifier's probability (flips averaged): whole-photograph
+            classifiers first, then crop classifiers, each in ensemble order.
         classifier_probability: the ensemble mean, when a combiner gave ``glaucoma_probability``.
         view: ``"whole"`` or ``"disc"``, what the photograph was taken to be.
         crop: the disc crop the crop networks saw, or None when none answered.
@@ -225,7 +227,7 @@ class Predictor:
         glaucoma = self._glaucoma(whole["glaucoma"], inputs) if whole["glaucoma"] else [[] for _ in images]
 
         boxes = [self._crop_box(image, view, maps["disc"][index]) for index, (image, view) in enumerate(zip(images, views))]
-        cropped = self._crop_stage(images, boxes, vessel_maps)
+        cropped = self._crop_stage(images, boxes)
         predictions = []
         for index, (image, view) in enumerate(zip(images, views)):
             answers = cropped[index]
@@ -241,7 +243,7 @@ class Predictor:
             fovea, fovea_spread = mean_point(foveae[index]) if view == "whole" and foveae[index] else (None, None)
             probability, spread = mean_and_spread(members) if members else (float("nan"), float("nan"))
             classifier_probability = None
-            if self.thresholds.glaucoma is not None:
+            if self.thresholds.glaucoma is not None and members:
                 classifier_probability = probability
                 probability = self.thresholds.glaucoma.probability(probability, vertical_cdr(mask))
             predictions.append(PhotoPrediction(
@@ -276,8 +278,7 @@ class Predictor:
         assert disc_map is not None, "whole photographs have a whole-photograph disc network (checked above)"
         return CropBox.around(clean_mask(disc_map, self.thresholds.disc))
 
-    def _crop_stage(self, images: Sequence[np.ndarray], boxes: Sequence[CropBox | None],
-                    vessel_maps: Sequence[np.ndarray]) -> list[dict[str, object]]:
+    def _crop_stage(self, images: Sequence[np.ndarray], boxes: Sequence[CropBox | None]) -> list[dict[str, object]]:
         """The crop networks' answers per photograph: ``disc`` and ``cup`` (H, W) float32 maps in
         the photograph's pixels, ``glaucoma`` each classifier's probability; {} without a crop."""
         answers: list[dict[str, object]] = [{} for _ in images]
@@ -286,11 +287,8 @@ class Predictor:
             return answers
         crops = [boxes[index].cut(images[index]) for index in rows]  # type: ignore[union-attr]
         inputs = _InputCache(crops, self.runtime)
-        side = max([member.size for task in SEGMENTATION_TASKS for member in self._members(task, "disc")] or [1])
-        inputs.vessels = self.runtime.to_device(torch.from_numpy(np.stack([
-            cv2.resize(boxes[index].cut(vessel_maps[index]), (side, side), interpolation=cv2.INTER_AREA)  # type: ignore[union-attr]
-            for index in rows
-        ]))[:, None])
+        if any(member.takes_vessel_map for task in SEGMENTATION_TASKS for member in self._members(task, "disc")):
+            inputs.vessels = self._vessels(inputs)  # on the crop, as training cuts the photo first
         for task in SEGMENTATION_TASKS:
             members = self._members(task, "disc")
             if members:

@@ -8,8 +8,10 @@ stages and in the head:
 - ``fovea_localiser``: decoder up to 1/8 (80 x 80 at 640), three maps (confidence, x offset,
   y offset) on the cell grid -> (B, 3, S/8, S/8); decode with :func:`funduskit.models.decode_fovea`.
 
-The input is one tensor (B, 4, S, S): channels 0-2 the per-channel standardised photo, channel 3
-the vessel probability map (``torch.cat([photo, vessels], dim=1)``).
+The input is one tensor (B, 4, S, S): channels 0-2 the preprocessed photo (per-channel
+standardised, or ``(I - 127) / 128`` for the pretrained Lite encoders), channel 3 the vessel
+probability map (``torch.cat([photo, vessels], dim=1)``), ignored by a network built without its
+vessel branch (``vessel_encoder=None``).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class TwoBranchSegmenter(FunduskitModel):
     """
 
     input_multiple = BOTTLENECK_REDUCTION
-    input_description = "standardised RGB photo + vessel probability map"
+    input_description = "preprocessed RGB photo + vessel probability map"
 
     def __init__(
         self,
