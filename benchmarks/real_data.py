@@ -191,13 +191,11 @@ def training_minutes(run_dir: Path) -> float:
 
 def validation_samples(run_dir: Path, data_root: Path, data: Sequence[str]) -> list:
     """The samples of a run's validation fold (its split.csv)."""
+    from funduskit.training import read_split
     from funduskit.training.train import read_training_data
 
-    with open(run_dir / "split.csv", newline="") as handle:
-        lines = [line for line in handle if not line.startswith("#")]
-    names = {r["image_id"] for r in csv.DictReader(lines) if r["role"] != "train"}
     samples = read_training_data([data_root / DATA_SETS[key] for key in data])
-    return [sample for sample in samples if sample.image_id in names]
+    return read_split(run_dir / "split.csv").select(samples, "validation")
 
 
 def score_vessel(run_dir: Path, samples: Sequence) -> dict[str, float]:
@@ -208,9 +206,10 @@ def score_vessel(run_dir: Path, samples: Sequence) -> dict[str, float]:
 
     from funduskit.data.datasets import load_vessel_mask
     from funduskit.data.io import find_fov, load_image
+    from funduskit.inference.predictor import network_input
     from funduskit.runs.networks import load_trained_model
     from funduskit.scoring.metrics import dice
-    from funduskit.transforms.preprocess import Geometry, preprocess
+    from funduskit.transforms.preprocess import Geometry
 
     model, config = load_trained_model(run_dir / "best.pt")
     model.eval()
@@ -218,7 +217,7 @@ def score_vessel(run_dir: Path, samples: Sequence) -> dict[str, float]:
     for sample in samples:
         image = load_image(sample.image_path)
         geometry = Geometry.for_image(image, config.data.input_size)
-        x = torch.from_numpy(preprocess(geometry.to_network(image), config.data.preprocessing)).permute(2, 0, 1)[None]
+        x = torch.from_numpy(network_input(image, config.data.preprocessing, config.data.input_size)).permute(2, 0, 1)[None]
         with torch.inference_mode():
             probability = model.predict(x)[0, 0].numpy()
         probability = geometry.map_to_original(probability)
