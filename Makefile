@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.funduskit-installed
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench starter-models clean
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
+
+# Rebuild the starter models shipped in the package from the shared real data (hours on 2 cores;
+# finished runs in runs/real-data, the real-data benchmark's, are reused). docs/starter-models.md
+SHARED_DATA ?= ../shared/data
+starter-models: $(STAMP)
+	$(VENV)/bin/funduskit starter-models --data $(SHARED_DATA) --work runs/real-data --out src/funduskit/starter_models
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

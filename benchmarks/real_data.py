@@ -52,13 +52,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
-DATA_SETS = {  # key -> folder under --data
-    "drive": "drive/training",
-    "chase": "chase_db1",
-    "drishti": "drishti-gs1/training",
-    "rimone": "rim-one-dl",
-}
-SCORES_FILE = "scores.json"
+from funduskit.runs.layout import SCORES_FILE  # noqa: E402
+from funduskit.tools.starter_models import SHARED_DATA_SETS as DATA_SETS  # noqa: E402 - key -> folder under --data
+from funduskit.tools.starter_models import run_finished, starter_by_row  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -86,17 +82,20 @@ class Row:
         return self.evaluation not in ("pipeline", "combiner")
 
 
+# The rows of the starter models' recipes take their options from funduskit.tools.starter_models
+# (the one home of those recipes; docs/starter-models.md quotes these rows' figures).
 ROWS: tuple[Row, ...] = (
     # vessels ------------------------------------------------------------------------------
     Row("vessel-drive-cpu", "vessel", ("drive",), "cpu preset, 384 px squash, 60 epochs (the issue's baseline)",
         ("--epochs", "60"), "vessel", preset="cpu", metrics=("auc", "dice")),
     Row("vessel-drive", "vessel", ("drive",), "real: U-Net 16 at 576 px (DRIVE's own size), GAN + Dice",
         (), "vessel", metrics=("auc", "dice")),
-    Row("vessel-drive+chase", "vessel", ("drive", "chase"), "real, trained on DRIVE + CHASE_DB1 together",
-        (), "vessel", metrics=("auc", "dice")),
+    Row("vessel-drive+chase", "vessel", ("drive", "chase"),
+        "real, DRIVE + CHASE_DB1 together, 20 epochs (as many steps as 40 on DRIVE alone)",
+        starter_by_row("vessel-drive+chase").arguments, "vessel", metrics=("auc_drive", "dice_drive", "auc_chase", "dice_chase")),
     # glaucoma -----------------------------------------------------------------------------
     Row("glaucoma-lite0", "glaucoma", ("rimone",), "real: ImageNet Lite0 on the crops, 256 px",
-        (), "classifier", metrics=("auroc",)),
+        starter_by_row("glaucoma-lite0").arguments, "classifier", metrics=("auroc",)),
     Row("glaucoma-lite0+vcdr", "glaucoma", ("rimone",),
         "classifier + vCDR measured by disc-rimone / cup-rimone, logistic combiner (5-fold CV inside the fold)",
         evaluation="combiner", uses=("glaucoma-lite0", "disc-rimone", "cup-rimone"),
@@ -114,9 +113,16 @@ ROWS: tuple[Row, ...] = (
         ("--epochs", "12"), "crop", metrics=("dice",)),
     Row("cup-rimone-24", "cup", ("rimone",), "real, 24 epochs (the 12-epoch curve was still rising)",
         ("--epochs", "24"), "crop", metrics=("dice",)),
+    # both crop sets in one run: the starter crop networks ---------------------------------------
+    Row("disc-crop-drishti+rimone", "disc", ("drishti", "rimone"),
+        "real, RIM-ONE crops + Drishti-GS1 cut around the reference disc, one run, 12 epochs",
+        starter_by_row("disc-crop-drishti+rimone").arguments, "crop", metrics=("dice_drishti", "dice_rimone")),
+    Row("cup-crop-drishti+rimone", "cup", ("drishti", "rimone"),
+        "real, RIM-ONE crops + Drishti-GS1 cut around the reference disc, one run, 24 epochs",
+        starter_by_row("cup-crop-drishti+rimone").arguments, "crop", metrics=("dice_drishti", "dice_rimone")),
     # disc / cup on Drishti-GS1 whole photographs -------------------------------------------
     Row("disc-drishti-whole", "disc", ("drishti",), "real, whole photograph at 384 px (single stage; stage 1)",
-        ("--view", "whole", "--input-size", "384"), "crop", metrics=("dice",)),
+        starter_by_row("disc-drishti-whole").arguments, "crop", metrics=("dice",)),
     Row("cup-drishti-whole", "cup", ("drishti",), "real, whole photograph at 512 px (single stage)",
         ("--view", "whole", "--input-size", "512"), "crop", metrics=("dice",)),
     Row("disc-drishti-crop", "disc", ("drishti",), "real, crop around the reference disc, 256 px",
@@ -129,6 +135,10 @@ ROWS: tuple[Row, ...] = (
     Row("drishti-two-stage", "disc+cup", ("drishti",), "two stages: whole-photo disc -> crop -> crop disc + cup",
         evaluation="pipeline", uses=("disc-drishti-whole", "disc-drishti-crop", "cup-drishti-crop"),
         metrics=("disc_dice", "cup_dice", "vcdr_error")),
+    Row("starter-two-stage", "disc+cup", ("drishti",),
+        "the starter set: whole-photo disc -> crop networks trained on both crop sets",
+        evaluation="pipeline", uses=("disc-drishti-whole", "disc-crop-drishti+rimone", "cup-crop-drishti+rimone"),
+        metrics=("disc_dice", "cup_dice", "vcdr_error")),
     Row("drishti-two-stage-tta", "disc+cup", ("drishti",), "two stages with test-time flips (predict --tta)",
         evaluation="pipeline", uses=("disc-drishti-whole", "disc-drishti-crop", "cup-drishti-crop"), tta=True,
         metrics=("disc_dice", "cup_dice", "vcdr_error")),
@@ -138,8 +148,11 @@ TARGETS = {  # (row prefix, metric) -> (direction, bar) from the issue
     ("vessel", "auc"): (">=", 0.98), ("vessel", "dice"): (">=", 0.81),
     ("glaucoma", "auroc"): (">=", 0.92),
     ("disc-rimone", "dice"): (">=", 0.95), ("cup-rimone", "dice"): (">=", 0.85),
+    ("disc-crop", "dice_rimone"): (">=", 0.95), ("cup-crop", "dice_rimone"): (">=", 0.85),
     ("drishti", "disc_dice"): (">=", 0.96), ("drishti", "cup_dice"): (">=", 0.88),
     ("drishti", "vcdr_error"): ("<=", 0.06),
+    ("starter", "disc_dice"): (">=", 0.96), ("starter", "cup_dice"): (">=", 0.88),
+    ("starter", "vcdr_error"): ("<=", 0.06),
 }
 
 
@@ -169,17 +182,6 @@ def train_fold(row: Row, fold: int, folds: int, data_root: Path, out: Path, *, q
     return run_dir
 
 
-def run_finished(run_dir: Path) -> bool:
-    """Whether a run trained all its epochs (metrics.csv has one row per epoch of config.yaml)."""
-    from funduskit.core.config import load_config
-
-    if not (run_dir / "best.pt").is_file() or not (run_dir / "metrics.csv").is_file():
-        return False
-    with open(run_dir / "metrics.csv", newline="") as handle:
-        epochs = len(list(csv.DictReader(handle)))
-    return epochs >= load_config(run_dir / "config.yaml").epochs
-
-
 def training_minutes(run_dir: Path) -> float:
     """Training + validation time of a run (its metrics.csv), minutes."""
     with open(run_dir / "metrics.csv", newline="") as handle:
@@ -189,13 +191,17 @@ def training_minutes(run_dir: Path) -> float:
 
 # Scoring ----------------------------------------------------------------------------------
 
-def validation_samples(run_dir: Path, data_root: Path, data: Sequence[str]) -> list:
-    """The samples of a run's validation fold (its split.csv)."""
+def validation_samples(run_dir: Path, data_root: Path, data: Sequence[str], *, only: str | None = None) -> list:
+    """The samples of a run's validation fold (its split.csv); ``only``: those of one of its sets."""
     from funduskit.training import read_split
     from funduskit.training.train import read_training_data
 
     samples = read_training_data([data_root / DATA_SETS[key] for key in data])
-    return read_split(run_dir / "split.csv").select(samples, "validation")
+    validation = read_split(run_dir / "split.csv").select(samples, "validation")
+    if only is None:
+        return validation
+    of_set = {sample.image_id for sample in read_training_data([data_root / DATA_SETS[only]])}
+    return [sample for sample in validation if sample.image_id in of_set]
 
 
 def score_vessel(run_dir: Path, samples: Sequence) -> dict[str, float]:
@@ -328,9 +334,14 @@ def score_fold(row: Row, fold: int, data_root: Path, out: Path) -> dict[str, flo
             return json.loads((run_dir / SCORES_FILE).read_text())
         if not run_finished(run_dir):  # not trained yet, or still training
             return None
-        samples = validation_samples(run_dir, data_root, row.data)
         scorer = {"vessel": score_vessel, "crop": score_crop, "classifier": score_classifier}[row.evaluation]
-        scores = {**scorer(run_dir, samples), "minutes": training_minutes(run_dir)}
+        scores = {"minutes": training_minutes(run_dir)}
+        if len(row.data) == 1:
+            scores.update(scorer(run_dir, validation_samples(run_dir, data_root, row.data)))
+        else:  # one run on several sets: each set's validation photographs scored on their own
+            for key in row.data:
+                part = scorer(run_dir, validation_samples(run_dir, data_root, row.data, only=key))
+                scores.update({f"{metric}_{key}": value for metric, value in part.items()})
         (run_dir / SCORES_FILE).write_text(json.dumps(scores, indent=1) + "\n")
         return scores
     run_dirs = [fold_dir(out, rows[name], fold) for name in row.uses]

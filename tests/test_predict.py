@@ -148,7 +148,8 @@ def test_predict_names_the_missing_task(models_dir: Path, dataset: Path, tmp_pat
     partial.mkdir()
     for name in ("vessel", "disc", "fovea"):
         (partial / name).symlink_to(models_dir / name)
-    status = main(["predict", str(dataset / "Images"), "--models", str(partial), "--out", str(tmp_path / "out")])
+    status = main(["predict", str(dataset / "Images"), "--models", str(partial), "--out", str(tmp_path / "out"),
+                   "--no-starter"])
     assert status == 2
     error = capsys.readouterr().err
     assert "task(s) cup (" in error and "funduskit train cup" in error  # glaucoma and fovea are optional

@@ -97,3 +97,15 @@ def test_damaged_split_file_names_the_row(tmp_path: Path) -> None:
         read_split(path)
     with pytest.raises(DataError, match="not found"):
         read_split(tmp_path / "missing.csv")
+
+
+def test_each_data_set_keeps_its_own_folds_when_trained_with_others() -> None:
+    drishti = _samples(50, 35, source="drishti-gs1", prefix="D")
+    rimone = _samples(120, 50, source="rim-one-dl", prefix="R")
+    tiny = _samples(2, 1, source="folder", prefix="T")  # fewer than the folds: joins the first set
+    for fold in range(5):
+        together = make_split(drishti + rimone + tiny, n_folds=5, fold=fold)
+        alone = make_split(rimone, n_folds=5, fold=fold)
+        assert [i for i in together.validation_ids if i.startswith("R")] == alone.validation_ids
+        assert any(i.startswith("D") for i in together.validation_ids)
+    assert {row.image_id for row in together.rows} == {s.image_id for s in drishti + rimone + tiny}

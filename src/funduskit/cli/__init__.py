@@ -16,7 +16,8 @@ from funduskit import __version__
 from funduskit.core.errors import FunduskitError
 
 # Order is the order of `funduskit --help`.
-COMMANDS: tuple[str, ...] = ("synth", "train", "evaluate", "predict", "tune", "models", "demo", "bench", "export")
+COMMANDS: tuple[str, ...] = ("synth", "train", "evaluate", "predict", "tune", "models", "starter-models", "demo", "bench",
+                             "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"funduskit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"funduskit.cli.{name}")
+        module = importlib.import_module(f"funduskit.cli.{name.replace('-', '_')}")
         sub = module.add_parser(subparsers)
         sub.set_defaults(_run=module.run)
     return parser

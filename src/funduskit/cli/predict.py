@@ -14,15 +14,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "predict",
         help="predict glaucoma risk, disc/cup, vCDR and fovea for photographs",
         description=(
-            "Run every task's ensemble (vessels, disc, cup, fovea, glaucoma) found in --models over "
-            "photographs and write, in --out: the REFUGE2 submission (classification_results.csv, "
+            "Run every task's ensemble (vessels, disc, cup, fovea, glaucoma) found in --models, and the "
+            "starter models installed with funduskit for the tasks it lacks, over photographs and write, in --out: the REFUGE2 submission (classification_results.csv, "
             "segmentation/NAME.png, fovea_location_results.csv), results.csv / results.json, overlay "
-            "PNGs and report.html. A restarted run skips the photographs already done."
+            "PNGs, vessels/NAME.png (vessel probability maps) and report.html. A restarted run skips the "
+            "photographs already done."
         ),
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGES_OR_DIR", help="image files or folders of images")
-    parser.add_argument("--models", type=Path, required=True, metavar="DIR",
-                        help="folder of training run directories, or holding a models.yaml manifest")
+    parser.add_argument("--models", type=Path, default=None, metavar="DIR",
+                        help="folder of training run directories, or holding a models.yaml manifest; its models "
+                             "replace the starter models task by task (default: the starter models alone)")
+    parser.add_argument("--no-starter", dest="starter", action="store_false",
+                        help="never use the starter models: a task --models has no model for is an error")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--tta", action="store_true", help="also predict the horizontally flipped photo and average")
     parser.add_argument("--batch-size", type=int, default=0, metavar="N",
@@ -45,7 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 #: The options of this command that are fields of ``PredictOptions`` (same names).
-OPTION_NAMES = ("tta", "batch_size", "device", "precision", "threads", "save_probabilities", "backend", "view")
+OPTION_NAMES = ("tta", "batch_size", "device", "precision", "threads", "save_probabilities", "backend", "view",
+                "starter")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,5 +72,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"  {item.path}: {item.reason}", soft_wrap=True, markup=False, highlight=False)
         if len(summary.passed_over) > 20:
             console.print(f"  ... and {len(summary.passed_over) - 20} more (all in predict.json)", soft_wrap=True)
+    console.print("Models: " + "; ".join(f"{task} from {origin}" for task, origin in summary.origin.items()),
+                  soft_wrap=True, markup=False, highlight=False)
     console.print(f"Report: {summary.report}", soft_wrap=True)
     return 0

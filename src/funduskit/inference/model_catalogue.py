@@ -2,20 +2,23 @@
 
 Everything comes from the run directory as training wrote it: ``config.yaml`` (task, preset,
 network, input size, view), ``split.csv`` (the data sets trained on, by the layout each photograph
-was read from), ``metrics.csv`` (the best validation metric) and the checkpoint's size on disk. The
-data's terms come from :data:`DATA_TERMS`, by layout; a layout not listed there says so.
+was read from), ``metrics.csv`` (the best validation metric), ``scores.json`` (the held-out
+figures ``benchmarks/real_data.py`` measured, kept with the starter models) and the checkpoint's
+size on disk. The data's terms come from :data:`DATA_TERMS`, by layout; a layout not listed there
+says so.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from funduskit.core.tasks import TASKS, VALIDATION_METRICS
-from funduskit.inference.model_store import RunInfo
-from funduskit.runs.layout import METRICS_FILE, SPLIT_FILE
+from funduskit.inference.model_store import STARTER, RunInfo
+from funduskit.runs.layout import METRICS_FILE, SCORES_FILE, SPLIT_FILE
 
 #: The terms of the public data sets funduskit reads, by the layout name readers give (``Sample.source``).
 DATA_TERMS: dict[str, str] = {
@@ -48,17 +51,19 @@ class ModelEntry:
     size_mb: float
     metric: str  # "val_auroc 0.9858 (epoch 11)", or "" without metrics.csv
     terms: str
+    origin: str = ""  # "starter" or the models folder
+    scores: str = ""  # "auroc 0.9858": the benchmark's held-out figures, or ""
 
 
-def describe_run(run: RunInfo) -> ModelEntry:
-    """The catalogue entry of one run directory."""
+def describe_run(run: RunInfo, origin: str = "") -> ModelEntry:
+    """The catalogue entry of one run directory (``origin``: where it comes from)."""
     config = run.config
     kwargs = config.model.kwargs
     encoder = kwargs.get("photo_encoder") or kwargs.get("backbone")
     network = f"{config.model.name} ({encoder})" if encoder else config.model.name
     sources = _training_sources(run.run_dir / SPLIT_FILE)
     return ModelEntry(
-        name=str(run.run_dir),
+        name=run.run_dir.name if origin == STARTER else str(run.run_dir),
         task=run.task,
         preset=str(config.preset),
         network=network,
@@ -68,12 +73,26 @@ def describe_run(run: RunInfo) -> ModelEntry:
         size_mb=run.checkpoint.stat().st_size / 2**20,
         metric=_best_metric(run.run_dir / METRICS_FILE, run.task),
         terms="; ".join(DATA_TERMS.get(source, f"{source}: terms not known to funduskit") for source in sources),
+        origin=origin,
+        scores=_held_out_scores(run.run_dir / SCORES_FILE),
     )
 
 
-def describe_runs(runs: Mapping[str, Sequence[RunInfo]]) -> list[ModelEntry]:
-    """Entries of every run, in task order."""
-    return [describe_run(run) for task in TASKS for run in runs.get(task, [])]
+def describe_runs(runs: Mapping[str, Sequence[RunInfo]], origin: Mapping[str, str] | None = None) -> list[ModelEntry]:
+    """Entries of every run, in task order (``origin``: task -> where its runs come from)."""
+    return [describe_run(run, (origin or {}).get(task, "")) for task in TASKS for run in runs.get(task, [])]
+
+
+def _held_out_scores(path: Path) -> str:
+    """``"dice_drishti 0.9612, dice_rimone 0.9570"`` from a ``scores.json`` (training minutes left out)."""
+    if not path.is_file():
+        return ""
+    try:
+        scores = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return ", ".join(f"{name} {value:.4f}" for name, value in scores.items()
+                     if name != "minutes" and isinstance(value, int | float))
 
 
 def _training_sources(split_file: Path) -> dict[str, int]:

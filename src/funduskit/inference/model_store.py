@@ -17,6 +17,10 @@
 The post-processing thresholds chosen by ``funduskit tune`` live in ``DIR/thresholds.json``, with
 the glaucoma combiner it fits when the validation photographs have labels
 (:mod:`funduskit.inference.glaucoma_combiner`).
+
+The **starter models** that ship with the package (:data:`STARTER_DIR`, a manifest folder built
+by ``funduskit starter-models``) answer every task for which ``DIR`` has no model, and every task
+when no ``DIR`` is given (:func:`load_models`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ from funduskit.runs.layout import CHECKPOINT_NAMES, CONFIG_FILE
 MANIFEST = "models.yaml"
 THRESHOLDS_FILE = "thresholds.json"
 MAX_SEARCH_DEPTH = 4
+#: The starter models installed with the package (``funduskit/starter_models``).
+STARTER_DIR = Path(__file__).resolve().parents[1] / "starter_models"
+STARTER = "starter"  # the origin of a task answered by the starter models
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,51 @@ class Thresholds:
         if self.glaucoma is not None:
             data["glaucoma"] = self.glaucoma.as_dict()
         return data
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The models a prediction uses: the runs of each task, where each task's came from
+    (:data:`STARTER` or the ``--models`` folder), and the thresholds that apply."""
+
+    runs: dict[str, list[RunInfo]]
+    origin: dict[str, str]
+    thresholds: Thresholds
+    models_dir: Path | None = None
+
+
+def installed_starter_dir(starter_dir: Path | None = STARTER_DIR) -> Path | None:
+    """``starter_dir`` when it holds a starter set (its manifest), else None."""
+    return starter_dir if starter_dir is not None and (starter_dir / MANIFEST).is_file() else None
+
+
+def load_models(models_dir: str | Path | None = None, *, starter_dir: Path | None = STARTER_DIR) -> ModelSet:
+    """The runs of ``models_dir``, with the starter models for every task it has none of.
+
+    Args:
+        models_dir: the user's models folder (:func:`find_runs`), or None for the starter set alone.
+        starter_dir: the starter set (None: never use it).
+    Returns:
+        The :class:`ModelSet`; its thresholds are ``models_dir``'s when it has a ``thresholds.json``,
+        else the starter set's (0.5 / 0.5 unless tuned).
+    Raises:
+        FunduskitError: neither a models folder nor an installed starter set.
+    """
+    starter = installed_starter_dir(starter_dir)
+    if models_dir is None and starter is None:
+        raise FunduskitError(
+            "no trained models: this installation has no starter models and no --models folder was given. "
+            "Pass --models DIR (run directories of `funduskit train`), or rebuild the starter set with "
+            "`funduskit starter-models --data DATA`."
+        )
+    mine = find_runs(models_dir) if models_dir is not None else {}
+    theirs = find_runs(starter) if starter is not None else {}
+    runs = {task: mine.get(task) or theirs[task] for task in TASKS if mine.get(task) or theirs.get(task)}
+    origin = {task: str(models_dir) if mine.get(task) else STARTER for task in runs}
+    tuned = models_dir is not None and (Path(models_dir) / THRESHOLDS_FILE).is_file()
+    thresholds = read_thresholds(models_dir if tuned else starter) if (tuned or starter) else Thresholds()
+    return ModelSet(runs=runs, origin=origin, thresholds=thresholds,
+                    models_dir=Path(models_dir) if models_dir is not None else None)
 
 
 def read_run(run_dir: str | Path) -> RunInfo:

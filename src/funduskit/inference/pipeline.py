@@ -47,11 +47,12 @@ from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, frame_fov, 
 from funduskit.data.sample import VIEWS, View
 from funduskit.data.view import detect_view
 from funduskit.inference.model_store import (
+    STARTER,
+    STARTER_DIR,
+    ModelSet,
     RunInfo,
-    Thresholds,
-    find_runs,
     fingerprint,
-    read_thresholds,
+    load_models,
     require_tasks,
     required_tasks,
 )
@@ -113,6 +114,8 @@ class PredictOptions:
         view: ``"whole"`` (whole fundus photographs), ``"disc"`` (crops centred on the optic
             disc) or ``"auto"``: each photograph's own, by its corners
             (:func:`funduskit.data.view.detect_view`).
+        starter: let the starter models installed with the package answer the tasks the models
+            folder has no model for (all tasks when no folder is given).
     """
 
     tta: bool = False
@@ -125,6 +128,7 @@ class PredictOptions:
     probability_side: int = PROBABILITY_SIDE
     backend: str = "auto"
     view: str = "auto"
+    starter: bool = True
 
 
 #: What ``PredictOptions.view`` / ``--view`` may say.
@@ -142,6 +146,7 @@ class PredictSummary:
     failed: int
     seconds: float
     runs: dict[str, list[str]] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)  # task -> "starter" or the models folder
     thresholds: dict[str, object] = field(default_factory=dict)
     runtime: str = ""
     passed_over: list[PassedOver] = field(default_factory=list)
@@ -223,7 +228,7 @@ def _folder_files(folder: Path) -> tuple[list[Path], list[PassedOver]]:
 
 def predict_photos(
     inputs: Sequence[str | Path],
-    models_dir: str | Path,
+    models_dir: str | Path | None,
     out_dir: str | Path,
     options: PredictOptions = PredictOptions(),
     *,
@@ -233,7 +238,8 @@ def predict_photos(
 
     Args:
         inputs: image files and/or folders of images.
-        models_dir: run directories or a ``models.yaml`` manifest (:mod:`funduskit.inference.model_store`).
+        models_dir: run directories or a ``models.yaml`` manifest (:mod:`funduskit.inference.model_store`);
+            None: the starter models alone.
         out_dir: output folder (created).
         options: :class:`PredictOptions`.
         progress: show a progress bar.
@@ -253,10 +259,10 @@ def predict_photos(
         raise FunduskitError(f"view must be one of {', '.join(VIEW_CHOICES)}, not {options.view!r}")
     given = list_inputs(inputs)
     files = given.photos
-    models_dir, out_dir = Path(models_dir), Path(out_dir)
-    runs = find_runs(models_dir)
-    require_tasks(runs, models_dir, required_tasks(runs))
-    thresholds = read_thresholds(models_dir)
+    out_dir = Path(out_dir)
+    models = load_models(models_dir, starter_dir=STARTER_DIR if options.starter else None)
+    runs, thresholds = models.runs, models.thresholds
+    require_tasks(runs, models_dir if models_dir is not None else STARTER_DIR, required_tasks(runs))
     backend = _resolve_backend(options.backend, runs)
     runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
                                             channels_last=options.channels_last,
@@ -284,7 +290,7 @@ def predict_photos(
 
     results = load_results(out_dir, [file.name for file in files])
     runtime_text = runtime.describe() + (", ONNX Runtime" if backend == "onnx" else "")
-    _write_collected(out_dir, results, runs, thresholds, options, runtime_text, given.passed_over)
+    _write_collected(out_dir, results, models, options, runtime_text, given.passed_over)
     summary = PredictSummary(
         out_dir=out_dir,
         total=len(files),
@@ -293,11 +299,14 @@ def predict_photos(
         failed=failed,
         seconds=time.perf_counter() - started,
         runs={task: [str(run.run_dir) for run in items] for task, items in runs.items()},
+        origin=models.origin,
         thresholds=thresholds.as_dict(),
         runtime=runtime_text,
         passed_over=given.passed_over,
     )
-    record = {**asdict(summary), "out_dir": str(out_dir), "models_dir": str(models_dir.resolve()),
+    record = {**asdict(summary), "out_dir": str(out_dir),
+              "models_dir": str(models.models_dir.resolve()) if models.models_dir else None,
+
               "options": asdict(options), "settings_key": settings_key, "funduskit": __version__,
               "errors": sum(not r.ok for r in results)}
     atomic_write_text(out_dir / RUN_RECORD, json.dumps(record, indent=1) + "\n")
@@ -535,8 +544,7 @@ def shrink_map(probability: np.ndarray, side: int) -> np.ndarray:
 def _write_collected(
     out_dir: Path,
     results: Sequence[ImageResult],
-    runs: dict[str, list[RunInfo]],
-    thresholds: Thresholds,
+    models: ModelSet,
     options: PredictOptions,
     runtime: str,
     passed_over: Sequence[PassedOver] = (),
@@ -552,10 +560,25 @@ def _write_collected(
     if ok:
         write_submission(submission, out_dir)
     settings = {
-        "models": ", ".join(f"{task} x{len(items)}" for task, items in runs.items()),
-        "thresholds": thresholds.as_dict(),
+        "models": models_text(models),
+        "thresholds": models.thresholds.as_dict(),
         "test-time flips": "yes" if options.tta else "no",
         "runtime": runtime,
     }
-    write_report(results, out_dir, settings=settings,
+    write_report(results, out_dir, settings=settings, notice=starter_notice(models),
                  passed_over=[(item.path, item.reason) for item in passed_over])
+
+
+def models_text(models: ModelSet) -> str:
+    """``"vessel x1 (starter), disc x2 (starter), ..."``: which models answered each task."""
+    return ", ".join(f"{task} x{len(items)} ({models.origin[task]})" for task, items in models.runs.items())
+
+
+def starter_notice(models: ModelSet) -> str:
+    """The warning of a prediction the starter models took part in ("" when none did)."""
+    tasks = [task for task, origin in models.origin.items() if origin == STARTER]
+    if not tasks:
+        return ""
+    return (f"{', '.join(tasks)}: answered by funduskit's research-use starter models, trained on small public "
+            "research sets (see docs/starter-models.md for what they were and were not trained on). "
+            "They are not a diagnosis.")

@@ -233,6 +233,7 @@ def write_report(
     title: str = "funduskit report",
     settings: Mapping[str, object] | None = None,
     passed_over: Sequence[tuple[str, str]] = (),
+    notice: str = "",
 ) -> Path:
     """Write ``out_dir/report.html`` for ``results`` (overlay paths relative to ``out_dir``).
 
@@ -242,6 +243,7 @@ def write_report(
         title: page title.
         settings: shown as a key/value list under the title (models, thresholds, options).
         passed_over: ``(path, reason)`` of every file given or found that was not predicted.
+        notice: a warning shown in the page's header (e.g. that starter models answered).
     Returns:
         The path of the page.
     """
@@ -266,6 +268,7 @@ def write_report(
     page = _PAGE.format(
         title=html.escape(title),
         summary=html.escape(summary),
+        notice=f'<p class="notice" role="note">{html.escape(notice)}</p>' if notice else "",
         generated=html.escape(generated),
         version=html.escape(__version__),
         details=details,
@@ -308,6 +311,7 @@ _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1d1d1f; background: #fafafa; }
 h1 { font-size: 1.4em; margin: 0 0 .2em; }
 p.summary { margin: .2em 0 .8em; }
+p.notice { background: #fff4d6; border-left: 4px solid #d99a00; padding: .5em .8em; margin: .4em 0; }
 dl.settings { display: grid; grid-template-columns: max-content auto; gap: .1em 1em; font-size: 12px;
   color: #555; margin: 0 0 1em; }
 dl.settings dt { font-weight: 600; } dl.settings dd { margin: 0; font-family: ui-monospace, monospace; }
@@ -386,6 +390,7 @@ _PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <h1>{title}</h1>
+{notice}
 <p class="summary">{summary}</p>
 <dl class="settings">{details}</dl>
 <p class="legend">Overlays:<span style="background:#3cff3c"></span>optic disc<span style="background:#2878ff"></span>optic cup

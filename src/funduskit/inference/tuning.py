@@ -197,6 +197,9 @@ def thresholds_destination(pred_dir: str | Path, out: str | Path | None) -> Path
     except (OSError, ValueError, KeyError) as error:
         raise DataError(record, f"cannot tell which models folder the predictions came from ({error})",
                         fix="pass --out MODELS_DIR (or a path to thresholds.json)") from error
+    if models_dir is None:  # the starter models alone: never write into the installed package
+        raise DataError(record, "the predictions came from the starter models alone, which are not tuned in place",
+                        fix="pass --out DIR and predict with --models DIR (a copy of the starter set, or your runs)")
     return Path(models_dir) / THRESHOLDS_FILE
 
 

@@ -10,6 +10,7 @@ demo read it::
     RUN/metrics.csv          one row per epoch: losses, validation metric, learning rate, seconds
     RUN/curves.png           the curves of metrics.csv
     RUN/model.onnx           an exported run (funduskit export), instead of the checkpoints
+    RUN/scores.json          held-out figures of benchmarks/real_data.py (kept with the starter models)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CURVES_FILE = "curves.png"
 LAST = "last.pt"
 BEST = "best.pt"
 ONNX_FILE = "model.onnx"
+SCORES_FILE = "scores.json"
 #: The network files a run may hold, in the order prediction prefers them.
 CHECKPOINT_NAMES = (BEST, LAST, ONNX_FILE)
 

@@ -4,8 +4,10 @@ A split assigns every sample a ``fold`` (0 .. n_folds-1) or :data:`ALWAYS_TRAIN`
 is in the training set of every fold) and, for the fold a run trains, a ``role``: ``"train"`` or
 ``"validation"``. Two named arrangements:
 
-- ``"stratified"``: stratified k-fold over all samples (scikit-learn ``StratifiedKFold`` with a
-  seed) on the glaucoma label; plain shuffled ``KFold`` when the samples carry no labels.
+- ``"stratified"``: stratified k-fold (scikit-learn ``StratifiedKFold`` with a seed) on the
+  glaucoma label; plain shuffled ``KFold`` when the samples carry no labels. Each data set
+  (``Sample.source``) is split on its own, so that a set's folds are the same whether it is trained
+  alone or with others (``--data A --data B``), and every fold holds some of every set.
 - ``"refuge2-report"``: the report's arrangement (section 2.3): REFUGE1 images (read with the
   REFUGE layout, or the ``Train`` split of a REFUGE2 root) are always in training; the REFUGE2
   validation images are split into folds with equal positive ratio. Other samples (e.g. REFUGE2
@@ -94,6 +96,20 @@ def _fold_assignment(n: int, labels: Sequence[int | None], n_folds: int, seed: i
     return folds
 
 
+def _by_source(samples: Sequence[Sample], n_folds: int) -> dict[str, list[Sample]]:
+    """The samples of each data set, in their order (sets in order of first appearance); a set
+    with fewer samples than folds joins the first set that can fill them."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.source, []).append(sample)
+    large = [source for source, members in groups.items() if len(members) >= n_folds]
+    if not large:
+        return {"all": list(samples)}
+    for source in [source for source in groups if source not in large]:
+        groups[large[0]] += groups.pop(source)
+    return groups
+
+
 def _is_refuge1(sample: Sample) -> bool:
     return sample.source == "refuge" or (sample.source == "refuge2" and sample.split == "train")
 
@@ -135,8 +151,10 @@ def make_split(
                 "the 'refuge2-report' split needs REFUGE2 validation images (a REFUGE2 root with "
                 "Validation/); none were found — use the 'stratified' split instead"
             )
-    folds = _fold_assignment(len(in_folds), [sample.label for sample in in_folds], n_folds, seed)
-    fold_of = {sample.image_id: int(f) for sample, f in zip(in_folds, folds)}
+    fold_of: dict[str, int] = {}
+    for members in _by_source(in_folds, n_folds).values():
+        folds = _fold_assignment(len(members), [sample.label for sample in members], n_folds, seed)
+        fold_of.update({sample.image_id: int(f) for sample, f in zip(members, folds)})
     fold_of.update({sample.image_id: ALWAYS_TRAIN for sample in always_train})
     rows = tuple(
         SplitRow(
