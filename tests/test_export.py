@@ -12,25 +12,23 @@ import pytest
 import torch
 import yaml
 
-pytest.importorskip("onnxruntime")
-
-from funduskit.cli import main  # noqa: E402
-from funduskit.core.config import save_config  # noqa: E402
-from funduskit.core.errors import FunduskitError  # noqa: E402
-from funduskit.inference.model_store import MANIFEST, find_runs  # noqa: E402
-from funduskit.inference.onnx_backend import OnnxNetwork, load_onnx_network  # noqa: E402
-from funduskit.inference.pipeline import PredictOptions, predict_photos  # noqa: E402
-from funduskit.inference.predictor import load_network  # noqa: E402
-from funduskit.runs.checkpoint import save_checkpoint  # noqa: E402
-from funduskit.runtime.device import Runtime  # noqa: E402
-from funduskit.scoring.metrics import dice  # noqa: E402
-from funduskit.tools.bench import (  # noqa: E402
+from funduskit.cli import main
+from funduskit.core.config import save_config
+from funduskit.core.errors import FunduskitError
+from funduskit.inference.model_store import MANIFEST, find_runs
+from funduskit.inference.onnx_backend import OnnxNetwork, load_onnx_network
+from funduskit.inference.pipeline import PredictOptions, predict_photos
+from funduskit.inference.predictor import load_network
+from funduskit.runs.checkpoint import save_checkpoint
+from funduskit.runtime.device import Runtime
+from funduskit.scoring.metrics import dice
+from funduskit.tools.bench import (
     BenchOptions,
     build_network,
     synthetic_photo,
     task_config,
 )
-from funduskit.tools.export import export_network  # noqa: E402
+from funduskit.tools.export import export_network
 
 TINY = BenchOptions(preset="tiny", size_scale=0.2, threads=1)
 CPU = Runtime(torch.device("cpu"), precision="fp32", channels_last=True, threads=1)
@@ -146,3 +144,29 @@ def test_export_refuses_a_network_onnx_cannot_hold(tmp_path: Path) -> None:
     with pytest.raises(FunduskitError, match="cannot be exported"):
         export_network(network, tmp_path / "model.onnx", input_size=64)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_real_presets_classifier_exports_and_float16_storage_halves_it(tmp_path: Path) -> None:
+    """TF-padded Lite0 (the real preset's classifier) at 256 px: its 8 x 8 findings pooled to 4 x 4
+    by a fixed kernel, which the exporter writes where the adaptive pooling's shapes were hidden."""
+    import onnx
+    from onnx import TensorProto
+
+    from funduskit.models import create_model
+    from funduskit.tools.export import store_float16
+
+    torch.manual_seed(0)
+    network = create_model("glaucoma_classifier", backbone="tf_efficientnet_lite0").eval()
+    maps = torch.rand(2, 15, 8, 8)
+    torch.testing.assert_close(network.pooled(maps), network.pool(maps))  # the same numbers as adaptive pooling
+    path = export_network(network, tmp_path / "model.onnx", input_size=256)
+    x = torch.randn(2, 3, 256, 256)
+    with torch.inference_mode():
+        expected = torch.sigmoid(network(x))
+    float32_size = path.stat().st_size
+    store_float16(path)
+    assert path.stat().st_size < 0.55 * float32_size
+    assert {t.data_type for t in onnx.load(str(path)).graph.initializer if np.prod(t.dims) >= 64} == {TensorProto.FLOAT16}
+    got = torch.sigmoid(OnnxNetwork(path, threads=1)(x))
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-2)

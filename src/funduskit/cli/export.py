@@ -21,6 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (default 17)")
     parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs torch check")
+    parser.add_argument("--float16-storage", action="store_true",
+                        help="store the weights in float16 (half the size; ONNX Runtime still computes in float32)")
     return parser
 
 
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         raise FunduskitError(f"--opset must be 17 or later, got {args.opset}")
     console = Console()
     summary = export_runs(args.models, args.out, opset=args.opset, check=not args.no_check,
+                          float16_storage=args.float16_storage,
                           on_run=lambda run: console.print(f"exporting {run.task}: {run.run_dir}", soft_wrap=True))
     table = Table(title=f"ONNX export -> {summary.out_dir}")
     for column in ("task", "run", "input", "max |p_onnx - p_torch|"):

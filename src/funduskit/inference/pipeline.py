@@ -109,8 +109,8 @@ class PredictOptions:
         save_probabilities: also write the disc and cup probability maps (``funduskit tune``).
         probability_side: longer side of those maps.
         backend: ``"torch"`` (networks rewritten for inference, :mod:`funduskit.runtime.optimise`),
-            ``"onnx"`` (ONNX Runtime on the models of ``funduskit export``), or ``"auto"``: onnx
-            when ``--models`` is an export (every run holds ``model.onnx``), else torch.
+            ``"onnx"`` (ONNX Runtime on the models of ``funduskit export``), or ``"auto"``: each
+            run on the backend of its file (``model.onnx``: ONNX Runtime, as the starter models).
         view: ``"whole"`` (whole fundus photographs), ``"disc"`` (crops centred on the optic
             disc) or ``"auto"``: each photograph's own, by its corners
             (:func:`funduskit.data.view.detect_view`).
@@ -289,7 +289,7 @@ def predict_photos(
                 advance(len(batch.items))
 
     results = load_results(out_dir, [file.name for file in files])
-    runtime_text = runtime.describe() + (", ONNX Runtime" if backend == "onnx" else "")
+    runtime_text = runtime.describe() + {"onnx": ", ONNX Runtime", "mixed": ", ONNX Runtime + torch"}.get(backend, "")
     _write_collected(out_dir, results, models, options, runtime_text, given.passed_over)
     summary = PredictSummary(
         out_dir=out_dir,
@@ -322,19 +322,26 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def _resolve_backend(backend: str, runs: dict[str, list[RunInfo]]) -> str:
-    """``"auto"`` -> ``"onnx"`` when every run is an ONNX export, else ``"torch"``."""
+    """``"auto"`` -> ``"onnx"`` when every run is an ONNX export, ``"torch"`` when none is, else
+    ``"mixed"`` (each run on its own file's backend: the starter set's ONNX networks beside a
+    user's checkpoints)."""
     if backend != "auto":
         return backend
     exported = [run.checkpoint.suffix == ".onnx" for items in runs.values() for run in items]
-    return "onnx" if exported and all(exported) else "torch"
+    if exported and all(exported):
+        return "onnx"
+    return "mixed" if any(exported) else "torch"
 
 
 def _network_loader(backend: str) -> NetworkLoader:
-    """The predictor's network loader of a backend (``"torch"`` or ``"onnx"``)."""
-    if backend == "onnx":
-        from funduskit.inference.onnx_backend import load_onnx_network
+    """The predictor's network loader of a backend (``"torch"``, ``"onnx"`` or ``"mixed"``)."""
+    from funduskit.inference.onnx_backend import load_onnx_network
 
+    if backend == "onnx":
         return load_onnx_network
+    if backend == "mixed":
+        return lambda run, runtime: (load_onnx_network if run.checkpoint.suffix == ".onnx" else load_network)(
+            run, runtime)
     return load_network
 
 

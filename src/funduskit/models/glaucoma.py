@@ -18,6 +18,7 @@ from pathlib import Path
 
 import timm.models
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from funduskit.core.errors import DataError
@@ -95,7 +96,18 @@ class GlaucomaClassifier(FunduskitModel):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        return self.fc(self.pool(self.finding_maps(x)).flatten(1)).squeeze(1)
+        return self.fc(self.pooled(self.finding_maps(x)).flatten(1)).squeeze(1)
+
+    def pooled(self, maps: Tensor) -> Tensor:
+        """(B, 15, h, w) -> (B, 15, P, P) mean pooling. When P divides h and w this is a plain
+        average pooling with a fixed kernel (the same numbers as the adaptive one), which ONNX
+        export can write even where the encoder's TF-style padding hides the shapes from it."""
+        size = self.pool.output_size
+        side = size if isinstance(size, int) else size[0]
+        height, width = int(maps.shape[-2]), int(maps.shape[-1])
+        if height % side == 0 and width % side == 0:
+            return F.avg_pool2d(maps, kernel_size=(height // side, width // side))
+        return self.pool(maps)
 
     def freeze_backbone(self) -> None:
         """Train only the last linear layer: every other parameter gets ``requires_grad=False``
