@@ -113,7 +113,8 @@ def test_onnx_backend_predicts_what_torch_predicts(models_dir: Path, exported: P
     import cv2
 
     torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
-    options = PredictOptions(device="cpu", threads=1, batch_size=2, precision="fp32")
+    # random tiny networks find no confident disc: grade, but answer, to compare the answers
+    options = PredictOptions(device="cpu", threads=1, batch_size=2, precision="fp32", quality="off")
     predict_photos([photos], models_dir, torch_out, options, progress=False)
     summary = predict_photos([photos], exported, onnx_out, options, progress=False)  # backend "auto"
     assert "ONNX Runtime" in summary.runtime

@@ -488,8 +488,8 @@ def test_predict_tells_whole_photographs_from_disc_crops(models_dir: Path, datas
     height, width = image.shape[:2]
     crop = image[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4]  # retina to its corners
     cv2.imwrite(str(photos / "crop.png"), crop)
-    out = tmp_path / "out"
-    assert main(["predict", str(photos), "--models", str(models), "--out", str(out), "--quiet"]) == 0
+    out = tmp_path / "out"  # random crop networks find no confident disc: graded, answered all the same
+    assert main(["predict", str(photos), "--models", str(models), "--out", str(out), "--quiet", "--quality", "off"]) == 0
     records = {name: json.loads((out / "results" / f"{name}.json").read_text()) for name in ("whole.jpg", "crop.png")}
     assert records["whole.jpg"]["view"] == "whole" and records["crop.png"]["view"] == "disc"
     assert records["crop.png"]["fovea_x"] is None

@@ -148,7 +148,7 @@ def test_report_structure_is_self_contained_and_sorted_by_risk(report: Path) -> 
         assert (report.parent / reference.replace("%20", " ")).is_file()
     assert "&lt;b&gt;bad&lt;/b&gt;.jpg" in page and "cannot decode &lt;this&gt; &amp; that" in page
     assert "<b>bad</b>" not in page
-    assert "4 photographs; 2 with glaucoma probability ≥ 0.5; 1 could not be read." in page
+    assert "4 photographs; 2 with glaucoma probability ≥ 0.5; 0 rejected by the quality gate; 1 could not be read." in page
     assert "<dd>{&quot;disc&quot;: 0.5}</dd>" in page
 
 

@@ -41,6 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--view", choices=("auto", *VIEWS), default="auto",
                         help="whole: whole fundus photographs; disc: crops centred on the optic disc (no fovea); "
                              "auto (default): each photograph's own, by its dark corners")
+    parser.add_argument("--quality", choices=("on", "off"), default="on",
+                        help="on (default): grade each photograph's quality and give a rejected one (out of focus, "
+                             "too dark, not a fundus photograph, ...) no glaucoma probability, vCDR, fovea or mask; "
+                             "off: answer every photograph (challenge submissions); the grade is recorded either way")
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (default: torch's choice)")
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also save disc/cup probability maps (float16) for `funduskit tune`")
@@ -50,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 #: The options of this command that are fields of ``PredictOptions`` (same names).
 OPTION_NAMES = ("tta", "batch_size", "device", "precision", "threads", "save_probabilities", "backend", "view",
-                "starter")
+                "starter", "quality")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.failed} could not be read; {summary.seconds:.1f} s ({summary.runtime}).",
         soft_wrap=True,
     )
+    grades = ", ".join(f"{count} {grade}" for grade, count in summary.grades.items())
+    if grades:
+        console.print(f"Quality: {grades}" + (" (rejected ones have no answers; --quality off answers them)"
+                                              if summary.grades.get("reject") and args.quality == "on" else ""),
+                      soft_wrap=True)
     if summary.passed_over:
         console.print(f"{len(summary.passed_over)} other file(s) not predicted:", soft_wrap=True)
         for item in summary.passed_over[:20]:

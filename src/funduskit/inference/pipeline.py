@@ -57,6 +57,7 @@ from funduskit.inference.model_store import (
     required_tasks,
 )
 from funduskit.inference.postprocess import disc_cup_measures, infer_eye_side
+from funduskit.inference.quality import GRADES, grade_photograph
 from funduskit.inference.predictor import (
     NetworkLoader,
     PhotoPrediction,
@@ -83,6 +84,7 @@ from funduskit.inference.results import (
 )
 from funduskit.runtime.device import resolve_runtime
 from funduskit.runtime.memory import return_freed_buffers_to_system
+from funduskit.scoring.metrics import disc_of
 from funduskit.scoring.submission import (
     SEGMENTATION_DIR,
     Submission,
@@ -116,6 +118,9 @@ class PredictOptions:
             (:func:`funduskit.data.view.detect_view`).
         starter: let the starter models installed with the package answer the tasks the models
             folder has no model for (all tasks when no folder is given).
+        quality: ``"on"``: grade every photograph (:mod:`funduskit.inference.quality`) and give a
+            rejected one no answers; ``"off"``: grade it, answer anyway (challenge submissions that
+            must answer every photograph).
     """
 
     tta: bool = False
@@ -129,8 +134,11 @@ class PredictOptions:
     backend: str = "auto"
     view: str = "auto"
     starter: bool = True
+    quality: str = "on"
 
 
+#: What ``PredictOptions.quality`` / ``--quality`` may say.
+QUALITY_CHOICES: tuple[str, ...] = ("on", "off")
 #: What ``PredictOptions.view`` / ``--view`` may say.
 VIEW_CHOICES: tuple[str, ...] = ("auto", *VIEWS)
 
@@ -147,6 +155,7 @@ class PredictSummary:
     seconds: float
     runs: dict[str, list[str]] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)  # task -> "starter" or the models folder
+    grades: dict[str, int] = field(default_factory=dict)  # quality grade -> photographs
     thresholds: dict[str, object] = field(default_factory=dict)
     runtime: str = ""
     passed_over: list[PassedOver] = field(default_factory=list)
@@ -255,6 +264,8 @@ def predict_photos(
         raise FunduskitError(f"precision must be one of {', '.join(PRECISIONS)}, not {options.precision!r}")
     if options.backend not in ("auto", "torch", "onnx"):
         raise FunduskitError(f"backend must be auto, torch or onnx, not {options.backend!r}")
+    if options.quality not in QUALITY_CHOICES:
+        raise FunduskitError(f"quality must be on or off, not {options.quality!r}")
     if options.view not in VIEW_CHOICES:
         raise FunduskitError(f"view must be one of {', '.join(VIEW_CHOICES)}, not {options.view!r}")
     given = list_inputs(inputs)
@@ -271,6 +282,7 @@ def predict_photos(
         "tta": options.tta, "bf16": runtime.bf16, "thresholds": thresholds.as_dict(),
         "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,
         **({"view": options.view} if options.view != "auto" else {}),
+        **({"quality": options.quality} if options.quality != "on" else {}),
         **({"backend": backend} if backend != "torch" else {}),
     })
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -300,6 +312,7 @@ def predict_photos(
         seconds=time.perf_counter() - started,
         runs={task: [str(run.run_dir) for run in items] for task, items in runs.items()},
         origin=models.origin,
+        grades={grade: n for grade in GRADES if (n := sum(r.ok and r.quality == grade for r in results))},
         thresholds=thresholds.as_dict(),
         runtime=runtime_text,
         passed_over=given.passed_over,
@@ -481,7 +494,11 @@ class _Writer:
         file, image = loaded.file, loaded.image
         assert image is not None and loaded.fov is not None
         stem = image_stem(file.name)
-        write_submission(Submission(segmentation={stem: prediction.mask}), self.out_dir)
+        quality = grade_photograph(image, loaded.fov, prediction.view, prediction.disc_probability,
+                                   disc_of(prediction.mask))
+        answered_all = quality.grade != "reject" or self.options.quality == "off"
+        if answered_all:
+            write_submission(Submission(segmentation={stem: prediction.mask}), self.out_dir)
         overlay_file = f"{OVERLAYS_DIR}/{stem}.png"
         vessels = prediction.vessels * loaded.fov.mask(image.shape)  # no tint outside the retina
         overlay = render_overlay(image, prediction.mask, prediction.fovea, vessels)
@@ -496,28 +513,36 @@ class _Writer:
         fovea_x, fovea_y = prediction.fovea if prediction.fovea is not None else (None, None)
         answered = bool(np.isfinite(prediction.glaucoma_probability))  # NaN: no classifier in the models
         crop = prediction.crop
-        self._record(
-            file,
-            width=int(image.shape[1]),
-            height=int(image.shape[0]),
+        answers = dict(
             glaucoma_probability=prediction.glaucoma_probability if answered else None,
             glaucoma_spread=prediction.glaucoma_spread if answered else None,
             classifier_probability=prediction.classifier_probability,
             vcdr=measures.vcdr,
             hcdr=measures.hcdr,
-            disc_area=measures.disc_area,
-            cup_area=measures.cup_area,
-            disc_x=measures.disc_centre_x,
-            disc_y=measures.disc_centre_y,
             fovea_x=fovea_x,
             fovea_y=fovea_y,
             fovea_spread=prediction.fovea_spread,
             eye=infer_eye_side(measures.disc_centre_x, fovea_x),
             mask_file=f"{SEGMENTATION_DIR}/{stem}.png",
+        )
+        if not answered_all:  # rejected by the quality gate: no answers, only why
+            answers = {key: None for key in answers}
+        self._record(
+            file,
+            width=int(image.shape[1]),
+            height=int(image.shape[0]),
+            disc_area=measures.disc_area,
+            cup_area=measures.cup_area,
+            disc_x=measures.disc_centre_x,
+            disc_y=measures.disc_centre_y,
             overlay_file=overlay_file,
             vessel_file=vessel_file,
             view=prediction.view,
             crop=[crop.x0, crop.y0, crop.side] if crop is not None else None,
+            quality=quality.grade,
+            quality_reasons="; ".join(quality.reasons),
+            quality_measures=quality.measures.as_dict(),
+            **answers,
         )
 
     def _save_probabilities(self, stem: str, prediction: PhotoPrediction) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from funduskit import __version__
 from funduskit.core.files import atomic_write_bytes, atomic_write_text
+from funduskit.inference.quality import GRADES
 from funduskit.inference.results import ImageResult
 
 REPORT_FILE = "report.html"
@@ -196,6 +197,13 @@ def _fovea_cell(result: ImageResult) -> str:
     return f"{result.fovea_x:.1f}, {result.fovea_y:.1f}{spread}"
 
 
+def _quality_cell(result: ImageResult) -> str:
+    if not result.quality:
+        return ""
+    reasons = f'<span class="reasons">{html.escape(result.quality_reasons)}</span>' if result.quality_reasons else ""
+    return f'<span class="grade {html.escape(result.quality)}">{html.escape(result.quality)}</span>{reasons}'
+
+
 COLUMNS: tuple[_Column, ...] = (
     _Column("image", "Image", "text", lambda r: r.image_id, lambda r: html.escape(r.image_id), "asc"),
     _Column("", "Overlay", "text", lambda r: "", _overlay_cell),
@@ -213,6 +221,8 @@ COLUMNS: tuple[_Column, ...] = (
             lambda r: "" if r.cup_area is None else f"{r.cup_area:,}", title="pixels"),
     _Column("", "Fovea (x, y)", "text", lambda r: "", _fovea_cell, title="original pixels; ± ensemble spread"),
     _Column("eye", "Eye", "text", lambda r: r.eye or "", lambda r: html.escape(r.eye or ""), "asc"),
+    _Column("quality", "Quality", "text", lambda r: r.quality or "", _quality_cell, "desc",
+            title="the quality gate's grade and why: good, usable or reject (no answers)"),
     _Column("error", "Error", "text", lambda r: r.error or "",
             lambda r: f'<span class="error">{html.escape(r.error)}</span>' if r.error else "", "desc"),
 )
@@ -253,8 +263,9 @@ def write_report(
     errors = sum(not result.ok for result in results)
     flagged = sum((result.glaucoma_probability or 0.0) >= 0.5 for result in results)
     generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    rejected = sum(result.ok and result.quality == "reject" for result in results)
     summary = (f"{len(results)} photograph{'s' if len(results) != 1 else ''}; {flagged} with glaucoma "
-               f"probability ≥ 0.5; {errors} could not be read"
+               f"probability ≥ 0.5; {rejected} rejected by the quality gate; {errors} could not be read"
                + (f"; {len(passed_over)} other file{'s' if len(passed_over) != 1 else ''} not predicted (listed below)."
                   if passed_over else "."))
     not_predicted = ""
@@ -269,6 +280,7 @@ def write_report(
         title=html.escape(title),
         summary=html.escape(summary),
         notice=f'<p class="notice" role="note">{html.escape(notice)}</p>' if notice else "",
+        filter=_filter(results),
         generated=html.escape(generated),
         version=html.escape(__version__),
         details=details,
@@ -279,6 +291,15 @@ def write_report(
         script=_SCRIPT,
     )
     return atomic_write_text(Path(out_dir) / REPORT_FILE, page)
+
+
+def _filter(results: Sequence[ImageResult]) -> str:
+    """Check boxes showing or hiding the photographs of each quality grade (and the unreadable)."""
+    counts = {grade: sum(r.ok and r.quality == grade for r in results) for grade in GRADES}
+    counts["error"] = sum(not r.ok for r in results)
+    boxes = "".join(f'<label><input type="checkbox" checked data-grade="{grade}"> {grade} ({count})</label>'
+                    for grade, count in counts.items() if count)
+    return f'<p class="filter">Show: {boxes}</p>' if boxes else ""
 
 
 def _setting(value: object) -> str:
@@ -304,7 +325,9 @@ def _row(result: ImageResult, index: int) -> str:
         cells.append(f"<td{attribute}>{column.show(result)}</td>")
     status = "error" if not result.ok else "ok"
     name = html.escape(result.image_id, quote=True)
-    return f'<tr class="{status}" data-order="{index}" data-image="{name}">{"".join(cells)}</tr>'
+    grade = html.escape(result.quality or ("error" if not result.ok else ""), quote=True)
+    return (f'<tr class="{status}" data-order="{index}" data-image="{name}" data-grade="{grade}">'
+            f'{"".join(cells)}</tr>')
 
 
 _CSS = """
@@ -330,6 +353,9 @@ tr.error { background: #fff4f4; }
 .bar { display: block; width: 6em; height: 5px; background: #eee; margin-top: 3px; margin-left: auto; }
 .bar span { display: block; height: 100%; background: #3a7; } .bar span.high { background: #d33; }
 .spread, .none { color: #888; }
+.grade { font-weight: 600; } .grade.good { color: #2a7a3a; } .grade.usable { color: #a06800; }
+.grade.reject { color: #b00020; } .reasons { display: block; font-size: 11px; color: #666; max-width: 14em; }
+p.filter label { margin-right: 1em; }
 footer { margin-top: 1em; color: #777; font-size: 12px; }
 """
 
@@ -375,6 +401,16 @@ _SCRIPT = """
       try { history.replaceState(null, "", "#sort=" + key + ":" + direction); } catch (e) { /* file:// */ }
     });
   });
+  var boxes = Array.prototype.slice.call(document.querySelectorAll("p.filter input[data-grade]"));
+  function filterRows() {
+    var shown = {};
+    boxes.forEach(function (box) { shown[box.getAttribute("data-grade")] = box.checked; });
+    Array.prototype.slice.call(body.rows).forEach(function (row) {
+      var grade = row.getAttribute("data-grade") || "";
+      row.hidden = grade in shown && !shown[grade];
+    });
+  }
+  boxes.forEach(function (box) { box.addEventListener("change", filterRows); });
   var asked = /^#sort=([a-z_]+):(asc|desc)$/.exec(window.location.hash);
   if (!(asked && sortBy(asked[1], asked[2]))) { sortBy("probability", "desc"); }
 })();
@@ -396,6 +432,7 @@ _PAGE = """<!DOCTYPE html>
 <p class="legend">Overlays:<span style="background:#3cff3c"></span>optic disc<span style="background:#2878ff"></span>optic cup
 <span style="background:#00e5e5"></span>vessels<span style="background:#fff;border:1px solid #000;height:.6em;width:.6em"></span>fovea (cross).
 Click a column header to sort; click again to reverse.</p>
+{filter}
 <table id="results">
 <thead><tr>{header}</tr></thead>
 <tbody>

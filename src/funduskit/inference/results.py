@@ -57,6 +57,11 @@ class ImageResult:
         view: ``"whole"`` (a whole fundus photograph) or ``"disc"`` (a crop centred on the disc),
             as given with ``--view`` or detected; a disc crop has no fovea.
         crop: ``[x0, y0, side]`` of the disc crop the crop networks saw (original pixels), or None.
+        quality: the quality gate's grade, ``"good"``, ``"usable"`` or ``"reject"``
+            (:mod:`funduskit.inference.quality`); a rejected photograph has no glaucoma
+            probability, cup-to-disc ratios, fovea or submission mask (unless ``--quality off``).
+        quality_reasons: why it is not good (``"; "``-separated), "" when good.
+        quality_measures: the measures behind the grade.
         source_size, source_mtime_ns: the input file's size and mtime, to notice a changed input.
         settings_key: fingerprint of the models and options that produced this record.
     """
@@ -85,6 +90,9 @@ class ImageResult:
     vessel_file: str | None = None
     view: str | None = None
     crop: list[int] | None = None
+    quality: str | None = None
+    quality_reasons: str | None = None
+    quality_measures: dict[str, float | None] | None = None
     source_size: int | None = None
     source_mtime_ns: int | None = None
     settings_key: str | None = field(default=None, repr=False)
@@ -104,7 +112,8 @@ class ImageResult:
 
 #: Columns of ``results.csv`` (the record minus bookkeeping fields).
 TABLE_COLUMNS: tuple[str, ...] = tuple(
-    f.name for f in fields(ImageResult) if f.name not in {"source_size", "source_mtime_ns", "settings_key"}
+    f.name for f in fields(ImageResult)
+    if f.name not in {"source_size", "source_mtime_ns", "settings_key", "quality_measures"}
 )
 
 

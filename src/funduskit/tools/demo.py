@@ -26,7 +26,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +186,10 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
     from funduskit.training.tasks import get_task
     from funduskit.training.train import train
 
+    # The demo scores every photograph with the REFUGE evaluation, so the quality gate grades but
+    # does not withhold answers, and only the demo's own models answer (never the starter set).
+    demo_prediction = PredictOptions(quality="off", starter=False)
+
     console = console or Console()
     out = Path(out)
     train_dir, test_dir = out / "data" / "train", out / "data" / "test"
@@ -257,7 +261,7 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
                 console.print(f"{models_dir / THRESHOLDS_FILE} is already tuned; kept", soft_wrap=True)
                 return KEPT
             predict_photos([calibration_dir / IMAGE_DIR], models_dir, calibration_predictions,
-                           PredictOptions(save_probabilities=True), progress=progress)
+                           replace(demo_prediction, save_probabilities=True), progress=progress)
             result, path = tune(calibration_predictions, calibration_dir, out=models_dir)
             combined = (f"; glaucoma combiner AUROC on it {result.glaucoma_auroc['combined']:.3f} (classifier "
                         f"{result.glaucoma_auroc['classifier']:.3f}, vCDR {result.glaucoma_auroc['vcdr']:.3f})"
@@ -268,7 +272,7 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL_PLAN, *, console: Console | 
         stage("predict and tune on calibration set", tune_on_calibration)
 
     def predict_held_out() -> object:
-        summary = predict_photos([test_dir / IMAGE_DIR], models_dir, predictions_dir, PredictOptions(),
+        summary = predict_photos([test_dir / IMAGE_DIR], models_dir, predictions_dir, demo_prediction,
                                  progress=progress)
         return KEPT if summary.predicted == 0 else None
 
