@@ -136,6 +136,23 @@ def test_the_shipped_set_is_complete_and_small_enough_for_the_wheel() -> None:
     assert all((STARTER_DIR / model.row / "model.onnx").is_file() for model in STARTER_MODELS)
 
 
+def test_the_wheel_holds_the_starter_models_within_the_limit(tmp_path: Path) -> None:
+    """``python -m build --wheel`` (no isolation: offline) packs every starter network."""
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    completed = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
+                                str(root)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    (wheel,) = tmp_path.glob("funduskit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        members = {info.filename: info.file_size for info in archive.infolist()}
+    packed = {name: size for name, size in members.items() if name.startswith("funduskit/starter_models/")}
+    assert "funduskit/starter_models/models.yaml" in packed
+    assert all(f"funduskit/starter_models/{model.row}/model.onnx" in packed for model in STARTER_MODELS)
+    assert sum(packed.values()) / 2**20 <= STARTER_LIMIT_MB
+
+
 def test_the_shipped_set_finds_papilla_and_macula_on_a_real_photograph(tmp_path: Path) -> None:
     """skimage.data.retina() (CC0, 1411 x 1411): the papilla is the bright disc on the left, its
     centre at about (205, 640) and about 170 px across (read off the photograph); the fovea is the

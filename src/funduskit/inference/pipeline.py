@@ -56,6 +56,7 @@ from funduskit.inference.model_store import (
     require_tasks,
     required_tasks,
 )
+from funduskit.inference.fovea_check import check_fovea
 from funduskit.inference.postprocess import disc_cup_measures, infer_eye_side
 from funduskit.inference.quality import GRADES, grade_photograph
 from funduskit.inference.predictor import (
@@ -501,7 +502,9 @@ class _Writer:
             write_submission(Submission(segmentation={stem: prediction.mask}), self.out_dir)
         overlay_file = f"{OVERLAYS_DIR}/{stem}.png"
         vessels = prediction.vessels * loaded.fov.mask(image.shape)  # no tint outside the retina
-        overlay = render_overlay(image, prediction.mask, prediction.fovea, vessels)
+        fovea_check = check_fovea(disc_of(prediction.mask), prediction.fovea)  # anatomy's check
+        fovea = fovea_check.position
+        overlay = render_overlay(image, prediction.mask, fovea, vessels)
         write_overlay(self.out_dir / overlay_file, overlay)
         vessel_file = None
         if vessel_map:
@@ -510,7 +513,7 @@ class _Writer:
         if self.options.save_probabilities:
             self._save_probabilities(stem, prediction)
         measures = disc_cup_measures(prediction.mask)
-        fovea_x, fovea_y = prediction.fovea if prediction.fovea is not None else (None, None)
+        fovea_x, fovea_y = fovea if fovea is not None else (None, None)
         answered = bool(np.isfinite(prediction.glaucoma_probability))  # NaN: no classifier in the models
         crop = prediction.crop
         answers = dict(
@@ -521,7 +524,8 @@ class _Writer:
             hcdr=measures.hcdr,
             fovea_x=fovea_x,
             fovea_y=fovea_y,
-            fovea_spread=prediction.fovea_spread,
+            fovea_spread=prediction.fovea_spread if fovea is not None else None,
+            fovea_disc_diameters=fovea_check.distance_disc_diameters,
             eye=infer_eye_side(measures.disc_centre_x, fovea_x),
             mask_file=f"{SEGMENTATION_DIR}/{stem}.png",
         )

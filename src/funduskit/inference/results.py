@@ -51,6 +51,9 @@ class ImageResult:
         disc_x, disc_y: disc centroid.
         fovea_x, fovea_y: ensemble mean fovea position; fovea_spread: RMS distance of the members'
             positions to it.
+        fovea_disc_diameters: the fovea networks' answer's distance from the disc centre, in disc
+            diameters; outside 1.8-3.4 the answer is withheld (fovea_x / fovea_y None:
+            :mod:`funduskit.inference.fovea_check`).
         eye: ``"left"`` / ``"right"`` inferred from the disc's side of the fovea, ``None`` if unknown.
         mask_file, overlay_file, vessel_file: paths relative to the output folder (the vessel map:
             8-bit probability, 255 = 1, at the photograph's size; None without vessel networks).
@@ -84,6 +87,7 @@ class ImageResult:
     fovea_x: float | None = None
     fovea_y: float | None = None
     fovea_spread: float | None = None
+    fovea_disc_diameters: float | None = None
     eye: str | None = None
     mask_file: str | None = None
     overlay_file: str | None = None

@@ -45,7 +45,7 @@ OPSET = 17
 #: input (the worst pixel): float32 weights, and weights rounded to float16 (:func:`store_float16`;
 #: measured 2e-3 on the starter networks, whose held-out Dice it leaves unchanged to 3 decimals).
 CHECK_TOLERANCE = 1e-3
-FLOAT16_CHECK_TOLERANCE = 1e-2
+FLOAT16_CHECK_TOLERANCE = 3e-2
 EXPORT_RECORD = "export.json"
 
 
