@@ -280,3 +280,32 @@ def test_clicking_a_column_header_sorts_the_table(report: Path, tmp_path: Path) 
         assert images == [True, True, True]  # the overlay thumbnails load from relative paths
     finally:
         browser.close()
+
+
+@needs_chromium
+def test_the_quality_check_boxes_hide_and_show_each_grade(tmp_path: Path) -> None:
+    graded = [
+        ImageResult("good.jpg", "in/good.jpg", glaucoma_probability=0.2, quality="good", quality_reasons=""),
+        ImageResult("soft.jpg", "in/soft.jpg", glaucoma_probability=0.4, quality="usable",
+                    quality_reasons="out of focus"),
+        ImageResult("strip.png", "in/strip.png", quality="reject",
+                    quality_reasons="not a fundus photograph (aspect ratio)"),
+        ImageResult("broken.jpg", "in/broken.jpg", status="error", error="cannot decode"),
+    ]
+    page = write_report(graded, tmp_path, notice="starter models answered: not a diagnosis")
+    text = page.read_text()
+    assert "1 rejected by the quality gate" in text and "not a fundus photograph (aspect ratio)" in text
+    assert '<p class="notice" role="note">starter models answered: not a diagnosis</p>' in text
+    browser = _DevTools(tmp_path / "profile")
+    shown = ("Array.from(document.querySelectorAll('#results tbody tr')).filter(r => !r.hidden)"
+             ".map(r => r.dataset.image)")
+    try:
+        browser.open(page.as_uri())
+        assert sorted(browser.evaluate(shown)) == ["broken.jpg", "good.jpg", "soft.jpg", "strip.png"]
+        browser.click('p.filter input[data-grade="reject"]')
+        browser.click('p.filter input[data-grade="error"]')
+        assert sorted(browser.evaluate(shown)) == ["good.jpg", "soft.jpg"]
+        browser.click('p.filter input[data-grade="reject"]')
+        assert sorted(browser.evaluate(shown)) == ["good.jpg", "soft.jpg", "strip.png"]
+    finally:
+        browser.close()

@@ -115,6 +115,30 @@ def test_predict_without_models_answers_with_the_starter_set_and_says_so(packed_
     assert "ONNX Runtime + torch" in record["runtime"]
 
 
+def test_rebuilding_reuses_finished_runs_and_packs_them_with_a_manifest(tmp_path: Path) -> None:
+    """``build_starter_models`` on a work folder whose runs are finished (as the real-data benchmark
+    leaves them): nothing is trained, every run is packed, the manifest names them by task."""
+    from funduskit.core.config import load_config
+    from funduskit.tools.starter_models import build_starter_models
+
+    data = tmp_path / "shared"
+    (data / "drive" / "training").mkdir(parents=True)
+    work = tmp_path / "work"
+    models = [StarterModel("vessel-tiny", "vessel", ("drive",)), StarterModel("disc-tiny", "disc", ("drive",))]
+    for seed, model in enumerate(models):
+        run = make_run(work / model.row, model.task, "fold0", seed)
+        epochs = load_config(run / "config.yaml").epochs
+        (run / "metrics.csv").write_text("epoch,val_dice\n" + "".join(f"{e},0.5\n" for e in range(1, epochs + 1)))
+    said: list[str] = []
+    manifest = build_starter_models(data, work, tmp_path / "out", models=models, log=said.append)
+    assert yaml.safe_load(manifest.read_text()) == {"vessel": ["vessel-tiny"], "disc": ["disc-tiny"]}
+    assert all("trained already" in line for line in said) and len(said) == 2
+    assert {task for task in load_models(tmp_path / "out", starter_dir=None).runs} == {"vessel", "disc"}
+    assert packed_size_mb(tmp_path / "out") > 0
+    with pytest.raises(Exception, match="rim-one-dl"):
+        build_starter_models(data, work, tmp_path / "again", models=[StarterModel("x", "disc", ("rimone",))])
+
+
 def test_the_models_command_lists_a_set_with_its_held_out_figures(packed_set: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--models", str(packed_set), "--no-starter", "--json"]) == 0
@@ -134,6 +158,8 @@ def test_the_shipped_set_is_complete_and_small_enough_for_the_wheel() -> None:
     assert sorted(row for rows in manifest.values() for row in rows) == sorted(m.row for m in STARTER_MODELS)
     assert packed_size_mb() <= STARTER_LIMIT_MB
     assert all((STARTER_DIR / model.row / "model.onnx").is_file() for model in STARTER_MODELS)
+    assert all((STARTER_DIR / model.row / "scores.json").is_file() for model in STARTER_MODELS
+               if model.row != "fovea-synthetic")  # every real-data network carries its held-out figures
 
 
 def test_the_wheel_holds_the_starter_models_within_the_limit(tmp_path: Path) -> None:
