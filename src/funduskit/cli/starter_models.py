@@ -41,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     manifest = build_starter_models(args.data, args.work, out, show_progress=not args.quiet,
                                     log=lambda text: console.print(text, soft_wrap=True, markup=False))
     console.print(f"Starter models: {manifest} ({packed_size_mb(out):.1f} MB); list them with `funduskit models"
-                  f"{'' if out == STARTER_DIR else f' --models {out} --no-starter'}`", soft_wrap=True, markup=False)
+                  f"{'' if out.resolve() == STARTER_DIR.resolve() else f' --models {out} --no-starter'}`", soft_wrap=True, markup=False)
     return 0
