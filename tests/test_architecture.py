@@ -37,6 +37,8 @@ ALLOWED: dict[str, set[str]] = {
 TORCH_FREE = ("core", "data", "transforms", "scoring", "synthetic")
 #: Modules directly in src/funduskit (everything else lives in a stage folder).
 ROOT_MODULES = {"__init__.py", "__main__.py"}
+#: Folders of package data beside the stages (no Python in them): the shipped starter models.
+DATA_FOLDERS = {"starter_models"}
 
 
 def stage_of(module: str) -> str | None:
@@ -62,8 +64,9 @@ def imported_modules(path: Path) -> set[str]:
 def test_the_top_level_holds_stage_folders_only() -> None:
     loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in ROOT_MODULES)
     assert loose == [], f"modules outside a stage folder: {loose}"
-    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")} - DATA_FOLDERS
     assert folders == set(ALLOWED), f"stage folders {sorted(folders)} differ from the rules {sorted(ALLOWED)}"
+    assert not [p for folder in DATA_FOLDERS for p in (PACKAGE / folder).rglob("*.py")], "code in a data folder"
 
 
 def test_every_import_follows_the_stage_rules() -> None:

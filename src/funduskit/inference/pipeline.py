@@ -503,7 +503,8 @@ class _Writer:
         overlay_file = f"{OVERLAYS_DIR}/{stem}.png"
         vessels = prediction.vessels * loaded.fov.mask(image.shape)  # no tint outside the retina
         fovea_check = check_fovea(disc_of(prediction.mask), prediction.fovea)  # anatomy's check
-        fovea = fovea_check.position
+        # --quality off answers every photograph: the network's fovea even where anatomy doubts it
+        fovea = prediction.fovea if self.options.quality == "off" else fovea_check.position
         overlay = render_overlay(image, prediction.mask, fovea, vessels)
         write_overlay(self.out_dir / overlay_file, overlay)
         vessel_file = None
