@@ -513,8 +513,9 @@ def test_predict_with_disc_and_cup_networks_only(dataset: Path, tmp_path: Path) 
     make_run(models, "disc", "disc-whole", 21, disc_bias=4.0, **{"data.vessel_input": "none"})
     make_run(models, "disc", "disc-crop", 22, disc_bias=4.0, **CROP)
     make_run(models, "cup", "cup-crop", 23, **CROP)
-    out = tmp_path / "out"
-    assert main(["predict", str(dataset / "Images"), "--models", str(models), "--out", str(out), "--quiet"]) == 0
+    out = tmp_path / "out"  # the folder's models alone, not the starter models for the tasks it lacks
+    assert main(["predict", str(dataset / "Images"), "--models", str(models), "--out", str(out), "--quiet",
+                 "--no-starter"]) == 0
     records = json.loads((out / "results.json").read_text())
     assert len(records) == 3 and all(r["status"] == "ok" for r in records)
     assert all(r["glaucoma_probability"] is None and r["fovea_x"] is None and r["vessel_file"] is None
@@ -527,8 +528,9 @@ def test_predict_on_a_real_photograph(models_dir: Path, tmp_path: Path) -> None:
 
     photo = tmp_path / "retina.jpg"
     cv2.imwrite(str(photo), cv2.cvtColor(data.retina(), cv2.COLOR_RGB2BGR))
-    out = tmp_path / "out"
-    assert main(["predict", str(photo), "--models", str(models_dir), "--out", str(out), "--quiet"]) == 0
+    out = tmp_path / "out"  # random tiny networks: graded, answered all the same
+    assert main(["predict", str(photo), "--models", str(models_dir), "--out", str(out), "--quiet",
+                 "--quality", "off"]) == 0
     mask = cv2.imread(str(out / "segmentation" / "retina.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (1411, 1411) and set(np.unique(mask)) <= {0, 128, 255}
     for name in ("classification_results.csv", "fovea_location_results.csv", "results.csv", "results.json",

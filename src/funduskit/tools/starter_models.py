@@ -52,23 +52,27 @@ class StarterModel:
     """One network of the starter set.
 
     ``row``: its run's name in the work folder (the real-data benchmark row that trains the same
-    recipe); ``data``: keys of :data:`SHARED_DATA_SETS` (or :data:`SYNTHETIC`); ``arguments``: the
-    ``funduskit train`` options beyond ``--preset real --folds 5 --fold 0``; ``vessel_from``: the
-    row whose vessel network feeds this one's vessel-map input.
+    recipe); ``data``: keys of :data:`SHARED_DATA_SETS` (or :data:`SYNTHETIC`); ``changes``: the
+    configuration changes to the ``real`` preset beyond fold 0 of :data:`STARTER_FOLDS`
+    (``funduskit train --set KEY=VALUE``).
     """
 
     row: str
     task: str
     data: tuple[str, ...]
-    arguments: tuple[str, ...] = ()
-    vessel_from: str | None = None
+    changes: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def arguments(self) -> tuple[str, ...]:
+        """The changes as ``funduskit train`` options (``--set KEY=VALUE`` each)."""
+        return tuple(item for key, value in self.changes for item in ("--set", f"{key}={value}"))
 
 
 STARTER_MODELS: tuple[StarterModel, ...] = (
-    StarterModel("vessel-drive+chase", "vessel", ("drive", "chase"), ("--epochs", "20")),
-    StarterModel("disc-drishti-whole", "disc", ("drishti",), ("--view", "whole", "--input-size", "384")),
-    StarterModel("disc-crop-drishti+rimone", "disc", ("drishti", "rimone"), ("--epochs", "12")),
-    StarterModel("cup-crop-drishti+rimone", "cup", ("drishti", "rimone"), ("--epochs", "24")),
+    StarterModel("vessel-drive+chase", "vessel", ("drive", "chase"), (("epochs", 20),)),
+    StarterModel("disc-drishti-whole", "disc", ("drishti",), (("data.view", "whole"), ("data.input_size", 384))),
+    StarterModel("disc-crop-drishti+rimone", "disc", ("drishti", "rimone"), (("epochs", 12),)),
+    StarterModel("cup-crop-drishti+rimone", "cup", ("drishti", "rimone"), (("epochs", 24),)),
     StarterModel("glaucoma-lite0", "glaucoma", ("rimone",)),
     StarterModel("fovea-synthetic", "fovea", (SYNTHETIC,)),
 )
@@ -163,7 +167,7 @@ def build_starter_models(
             log(f"{model.row}: trained already ({run_dir})")
             continue
         folders = [_data_folder(key, data_root, work_dir) for key in model.data]
-        overrides = _train_overrides(model, work_dir)
+        overrides = _train_overrides(model)
         resume = run_dir if (run_dir / LAST).is_file() else None
         log(f"{model.row}: training {model.task} on {', '.join(map(str, folders))}")
         train(model.task, folders, preset_name="real", overrides=overrides, out=None if resume else run_dir,
@@ -175,18 +179,9 @@ def build_starter_models(
     return write_manifest(out_dir, models)
 
 
-def _train_overrides(model: StarterModel, work_dir: Path) -> dict[str, object]:
-    """The configuration changes of ``funduskit train --folds 5 --fold 0 ARGUMENTS``."""
-    import argparse
-
-    from funduskit.cli.train import add_parser, overrides_from_args
-
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers())
-    arguments = ["train", model.task, "--data", "-", "--folds", str(STARTER_FOLDS), "--fold", "0", *model.arguments]
-    if model.vessel_from:
-        arguments += ["--vessel-model", str(work_dir / model.vessel_from / "fold0")]
-    return overrides_from_args(parser.parse_args(arguments))
+def _train_overrides(model: StarterModel) -> dict[str, object]:
+    """The configuration changes of fold 0 of :data:`STARTER_FOLDS` and the model's own."""
+    return {"data.n_folds": STARTER_FOLDS, "data.fold": 0, **dict(model.changes)}
 
 
 def _data_folder(key: str, data_root: Path, work_dir: Path) -> Path:
