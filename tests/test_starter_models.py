@@ -158,6 +158,12 @@ def test_the_shipped_set_is_complete_and_small_enough_for_the_wheel() -> None:
     assert sorted(row for rows in manifest.values() for row in rows) == sorted(m.row for m in STARTER_MODELS)
     assert packed_size_mb() <= STARTER_LIMIT_MB
     assert all((STARTER_DIR / model.row / "model.onnx").is_file() for model in STARTER_MODELS)
+    listed = subprocess.run([sys.executable, "-m", "funduskit", "models", "--json"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert listed.returncode == 0, listed.stderr
+    entries = json.loads(listed.stdout)
+    assert sorted(entry["name"] for entry in entries) == sorted(model.row for model in STARTER_MODELS)
+    assert all(entry["origin"] == STARTER and entry["terms"] for entry in entries)
     assert all((STARTER_DIR / model.row / "scores.json").is_file() for model in STARTER_MODELS
                if model.row != "fovea-synthetic")  # every real-data network carries its held-out figures
 
