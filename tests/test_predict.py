@@ -587,8 +587,9 @@ def test_eye_side_convention_agrees_with_the_synthetic_truth(dataset: Path) -> N
 
 def test_no_file_is_passed_over_in_silence(models_dir: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """JPEG, PNG, WebP, GIF and a suffix-less JPEG are predicted; a text file, a hidden file and a
-    photograph whose name is taken are listed with the reason (console, predict.json, report)."""
+    """JPEG, PNG, WebP, GIF and a suffix-less JPEG are predicted, a degraded photograph predicted and
+    rejected by the quality gate; a text file, a hidden file and a photograph whose name is taken are
+    listed with the reason (console, predict.json, report)."""
     from PIL import Image
     from skimage import data
 
@@ -600,6 +601,7 @@ def test_no_file_is_passed_over_in_silence(models_dir: Path, tmp_path: Path,
     photo.save(folder / "c.webp")
     photo.save(folder / "d.gif")
     photo.save(folder / "e_without_suffix", format="JPEG")
+    Image.fromarray((np.asarray(photo) * 0.12).astype(np.uint8)).save(folder / "f_dark.jpg")  # a degraded photo
     (folder / "notes.txt").write_text("not a photograph")
     (folder / ".DS_Store").write_bytes(b"\0\1")
     other = tmp_path / "elsewhere"
@@ -609,8 +611,11 @@ def test_no_file_is_passed_over_in_silence(models_dir: Path, tmp_path: Path,
     assert main(["predict", str(folder), str(other), "--models", str(models_dir), "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     records = {r["image_id"]: r for r in json.loads((out / "results.json").read_text())}
-    assert sorted(records) == ["a.jpg", "b.png", "c.webp", "d.gif", "e_without_suffix"]
+    assert sorted(records) == ["a.jpg", "b.png", "c.webp", "d.gif", "e_without_suffix", "f_dark.jpg"]
     assert all(r["status"] == "ok" for r in records.values())
+    dark = records["f_dark.jpg"]  # predicted, and rejected by the quality gate, with the reason and no answers
+    assert dark["quality"] == "reject" and "too dark" in dark["quality_reasons"] and dark["glaucoma_probability"] is None
+    assert "Quality:" in printed and "reject" in printed
     passed_over = {Path(item["path"]).name: item["reason"] for item in
                    json.loads((out / "predict.json").read_text())["passed_over"]}
     assert set(passed_over) == {"notes.txt", ".DS_Store", "a.png"}
