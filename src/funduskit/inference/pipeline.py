@@ -46,6 +46,7 @@ from funduskit.core.tasks import SEGMENTATION_TASKS
 from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, frame_fov, image_format, load_image
 from funduskit.data.sample import VIEWS, View
 from funduskit.data.view import detect_view
+from funduskit.inference.fovea_check import check_fovea
 from funduskit.inference.model_store import (
     STARTER,
     STARTER_DIR,
@@ -56,9 +57,7 @@ from funduskit.inference.model_store import (
     require_tasks,
     required_tasks,
 )
-from funduskit.inference.fovea_check import check_fovea
 from funduskit.inference.postprocess import disc_cup_measures, infer_eye_side
-from funduskit.inference.quality import GRADES, grade_photograph
 from funduskit.inference.predictor import (
     NetworkLoader,
     PhotoPrediction,
@@ -66,6 +65,7 @@ from funduskit.inference.predictor import (
     PreparedInputs,
     load_network,
 )
+from funduskit.inference.quality import GRADES, grade_photograph
 from funduskit.inference.report import (
     REPORT_FILE,
     render_overlay,
@@ -283,7 +283,7 @@ def predict_photos(
         "tta": options.tta, "bf16": runtime.bf16, "thresholds": thresholds.as_dict(),
         "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,
         **({"view": options.view} if options.view != "auto" else {}),
-        **({"quality": options.quality} if options.quality != "on" else {}),
+        "quality": options.quality,  # (records before the quality gate carry no grade: predicted again)
         **({"backend": backend} if backend != "torch" else {}),
     })
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -320,7 +320,6 @@ def predict_photos(
     )
     record = {**asdict(summary), "out_dir": str(out_dir),
               "models_dir": str(models.models_dir.resolve()) if models.models_dir else None,
-
               "options": asdict(options), "settings_key": settings_key, "funduskit": __version__,
               "errors": sum(not r.ok for r in results)}
     atomic_write_text(out_dir / RUN_RECORD, json.dumps(record, indent=1) + "\n")
