@@ -494,14 +494,14 @@ class _Writer:
         file, image = loaded.file, loaded.image
         assert image is not None and loaded.fov is not None
         stem = image_stem(file.name)
-        quality = grade_photograph(image, loaded.fov, prediction.view, prediction.disc_probability,
-                                   disc_of(prediction.mask))
+        disc = disc_of(prediction.mask)
+        quality = grade_photograph(image, loaded.fov, prediction.view, prediction.disc_probability, disc)
         answered_all = quality.grade != "reject" or self.options.quality == "off"
         if answered_all:
             write_submission(Submission(segmentation={stem: prediction.mask}), self.out_dir)
         overlay_file = f"{OVERLAYS_DIR}/{stem}.png"
         vessels = prediction.vessels * loaded.fov.mask(image.shape)  # no tint outside the retina
-        fovea_check = check_fovea(disc_of(prediction.mask), prediction.fovea)  # anatomy's check
+        fovea_check = check_fovea(disc, prediction.fovea)  # anatomy's check
         # --quality off answers every photograph: the network's fovea even where anatomy doubts it
         fovea = prediction.fovea if self.options.quality == "off" else fovea_check.position
         overlay = render_overlay(image, prediction.mask, fovea, vessels)

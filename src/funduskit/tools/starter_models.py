@@ -44,7 +44,7 @@ SYNTHETIC = "synthetic"  # a data key: funduskit's own synthetic set, generated 
 SYNTHETIC_PHOTOS = 160
 SYNTHETIC_SCALE = 0.5  # of the cameras' full frames: the fovea network sees 320 px
 STARTER_FOLDS = 5
-KEPT_FILES = (CONFIG_FILE, SPLIT_FILE, METRICS_FILE, SCORES_FILE)  # beside the packed model.onnx
+KEPT_FILES = (SPLIT_FILE, METRICS_FILE, SCORES_FILE)  # copied beside the packed model.onnx and config.yaml
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def pack_run(run_dir: str | Path, target: str | Path) -> Path:
     config = _portable_config(load_checkpoint(run_dir / BEST)["config"])
     save_config(config_from_dict(config), target / CONFIG_FILE)
     atomic_write_text(target / EXPORT_RECORD, json.dumps(asdict(exported), indent=1) + "\n")
-    for name in KEPT_FILES[1:]:
+    for name in KEPT_FILES:
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, target / name)
     return target
