@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from predict_helpers import make_run, tiny_config
 from torch import nn
 
 from funduskit.cli import main
-from funduskit.core.config import override, preset, save_config
 from funduskit.core.errors import DataError, FunduskitError
 from funduskit.inference.model_store import (
     MANIFEST,
@@ -27,43 +27,10 @@ from funduskit.inference.model_store import (
     require_tasks,
 )
 from funduskit.inference.predictor import Member, Predictor, prepare_inputs
-from funduskit.models import create_model
-from funduskit.runs.checkpoint import save_checkpoint
 from funduskit.runtime.device import Runtime
 from funduskit.scoring.metrics import dice
 
 CPU_FP32 = Runtime(device=torch.device("cpu"), precision="fp32", channels_last=True, threads=1)
-TINY_TWO_BRANCH = {"photo_encoder": "test_efficientnet", "vessel_encoder": "test_efficientnet"}
-TINY_KWARGS = {
-    "vessel": {"base_width": 4, "depth": 2},
-    "disc": {**TINY_TWO_BRANCH, "decoder_channels": [8, 8, 8]},
-    "cup": {**TINY_TWO_BRANCH, "decoder_channels": [8, 8, 8]},
-    "fovea": {**TINY_TWO_BRANCH, "decoder_channels": [8, 8]},
-    "glaucoma": {"backbone": "test_efficientnet"},
-}
-
-
-def tiny_config(task: str, size: int = 64, **changes: object):
-    """The cpu preset of ``task`` with a tiny network at ``size`` x ``size``."""
-    config = preset(task, "cpu")
-    config = override(config, {"data.input_size": size, **{f"model.kwargs.{k}": v for k, v in TINY_KWARGS[task].items()},
-                               **changes})
-    return config
-
-
-def make_run(root: Path, task: str, name: str, seed: int, *, disc_bias: float = 0.0, **changes: object) -> Path:
-    """A run directory as training writes it (config.yaml + best.pt) holding a random tiny network."""
-    config = tiny_config(task, **changes)
-    torch.manual_seed(seed)
-    model = create_model(config.model.name, **config.model.kwargs)
-    if disc_bias:
-        with torch.no_grad():
-            model.head.bias += disc_bias  # a disc everywhere: non-empty masks, measures and eye side
-    run = root / name
-    save_config(config, run / "config.yaml")
-    save_checkpoint({"task": task, "epoch": 0, "models": {"model": model.state_dict()}, "config": config.to_dict()},
-                    run / "best.pt")
-    return run
 
 
 @pytest.fixture(scope="module")

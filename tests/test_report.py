@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import subprocess
 import time
 from html.parser import HTMLParser
@@ -14,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 
 from funduskit.inference.report import (
     CUP_COLOUR,
@@ -25,10 +25,6 @@ from funduskit.inference.report import (
     write_report,
 )
 from funduskit.inference.results import ImageResult, write_tables
-
-CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (found := shutil.which(name))), None)
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
 
 
 def _photo_and_mask() -> tuple[np.ndarray, np.ndarray]:
@@ -164,10 +160,6 @@ def test_result_tables_round_trip(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # In a real browser
 # --------------------------------------------------------------------------------------------
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio"]
-
 
 def _dump_dom(url: str, user_data_dir: Path) -> str:
     completed = subprocess.run(

@@ -17,7 +17,7 @@ from funduskit.core.errors import FunduskitError
 
 # Order is the order of `funduskit --help`.
 COMMANDS: tuple[str, ...] = ("synth", "train", "evaluate", "predict", "tune", "models", "starter-models", "demo", "bench",
-                             "export")
+                             "export", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,14 @@ from funduskit.core.errors import DataError, FunduskitError
 from funduskit.core.files import atomic_write_bytes, atomic_write_text
 from funduskit.core.progress import make_progress
 from funduskit.core.tasks import SEGMENTATION_TASKS
-from funduskit.data.io import PHOTO_SUFFIXES, FieldOfView, find_fov, frame_fov, image_format, load_image
+from funduskit.data.io import (
+    PHOTO_SUFFIXES,
+    FieldOfView,
+    find_fov,
+    frame_fov,
+    image_format,
+    load_image,
+)
 from funduskit.data.sample import VIEWS, View
 from funduskit.data.view import detect_view
 from funduskit.inference.fovea_check import check_fovea
@@ -258,7 +265,111 @@ def predict_photos(
     Raises:
         FunduskitError: a task has no model, an input path is missing, names clash.
     """
-    started = time.perf_counter()
+    return PredictEngine(models_dir, options).predict(inputs, out_dir, progress=progress)
+
+
+class PredictEngine:
+    """The models of a models folder and the options of a prediction, ready to predict folder
+    after folder: the networks are loaded once, on first use (or by :meth:`load`), and kept.
+    ``funduskit predict`` uses one for one run; ``funduskit serve`` one for every job.
+
+    Args:
+        models_dir: run directories or a ``models.yaml`` manifest; None: the starter models alone.
+        options: :class:`PredictOptions`.
+    Raises:
+        FunduskitError: an option is invalid, or a task has no model.
+    """
+
+    def __init__(self, models_dir: str | Path | None, options: PredictOptions = PredictOptions()):
+        _check_options(options)
+        self.options = options
+        self.models = load_models(models_dir, starter_dir=STARTER_DIR if options.starter else None)
+        runs, thresholds = self.models.runs, self.models.thresholds
+        require_tasks(runs, models_dir if models_dir is not None else STARTER_DIR, required_tasks(runs))
+        self.backend = _resolve_backend(options.backend, runs)
+        self.runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
+                                                     channels_last=options.channels_last,
+                                                     precision=options.precision))
+        self.settings_key = fingerprint(runs, {
+            "tta": options.tta, "bf16": self.runtime.bf16, "thresholds": thresholds.as_dict(),
+            "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,
+            **({"view": options.view} if options.view != "auto" else {}),
+            "quality": options.quality,  # (records before the quality gate carry no grade: predicted again)
+            **({"backend": self.backend} if self.backend != "torch" else {}),
+        })
+        self.runtime_text = self.runtime.describe() + {
+            "onnx": ", ONNX Runtime", "mixed": ", ONNX Runtime + torch"}.get(self.backend, "")
+        self._predictor: Predictor | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """True once the networks are loaded."""
+        return self._predictor is not None
+
+    def load(self) -> Predictor:
+        """The networks of every task, loaded on the first call and kept."""
+        if self._predictor is None:
+            if self.backend == "onnx":  # see funduskit.runtime.memory: not for torch, whose networks it slows
+                return_freed_buffers_to_system()
+            self._predictor = Predictor.from_runs(self.models.runs, self.runtime, self.models.thresholds,
+                                                  tta=self.options.tta, loader=_network_loader(self.backend))
+        return self._predictor
+
+    def predict(self, inputs: Sequence[str | Path], out_dir: str | Path, *, progress: bool = True) -> PredictSummary:
+        """Predict photographs into ``out_dir`` (see the module doc); photographs already done there
+        with these models and options are skipped.
+
+        Args:
+            inputs: image files and/or folders of images.
+            out_dir: output folder (created).
+            progress: show a progress bar.
+        Raises:
+            DataError: an input path is missing, or a folder holds no images.
+        """
+        started = time.perf_counter()
+        options, models = self.options, self.models
+        given = list_inputs(inputs)
+        files = given.photos
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        todo = [file for file in files if not _is_done(out_dir, file, self.settings_key)]
+
+        failed = 0
+        if todo:
+            predictor = self.load()
+            writer = _Writer(out_dir, self.settings_key, options)
+            with _progress_bar(progress, len(files), len(files) - len(todo)) as advance:
+                batch_size = options.batch_size or default_batch_size(self.runtime.device)
+                for batch in _prefetched_batches(todo, batch_size, predictor.prepare, options.view):
+                    failed += writer.write_batch(batch, predictor)
+                    advance(len(batch.items))
+
+        results = load_results(out_dir, [file.name for file in files])
+        _write_collected(out_dir, results, models, options, self.runtime_text, given.passed_over)
+        summary = PredictSummary(
+            out_dir=out_dir,
+            total=len(files),
+            predicted=len(todo),
+            skipped=len(files) - len(todo),
+            failed=failed,
+            seconds=time.perf_counter() - started,
+            runs={task: [str(run.run_dir) for run in items] for task, items in models.runs.items()},
+            origin=models.origin,
+            grades={grade: n for grade in GRADES if (n := sum(r.ok and r.quality == grade for r in results))},
+            thresholds=models.thresholds.as_dict(),
+            runtime=self.runtime_text,
+            passed_over=given.passed_over,
+        )
+        record = {**asdict(summary), "out_dir": str(out_dir),
+                  "models_dir": str(models.models_dir.resolve()) if models.models_dir else None,
+                  "options": asdict(options), "settings_key": self.settings_key, "funduskit": __version__,
+                  "errors": sum(not r.ok for r in results)}
+        atomic_write_text(out_dir / RUN_RECORD, json.dumps(record, indent=1) + "\n")
+        return summary
+
+
+def _check_options(options: PredictOptions) -> None:
+    """Raise a FunduskitError naming the first invalid option."""
     if options.batch_size < 0:
         raise FunduskitError(f"--batch-size must be at least 1 (or 0 for the device's default), got {options.batch_size}")
     if options.precision not in PRECISIONS:
@@ -269,61 +380,6 @@ def predict_photos(
         raise FunduskitError(f"quality must be on or off, not {options.quality!r}")
     if options.view not in VIEW_CHOICES:
         raise FunduskitError(f"view must be one of {', '.join(VIEW_CHOICES)}, not {options.view!r}")
-    given = list_inputs(inputs)
-    files = given.photos
-    out_dir = Path(out_dir)
-    models = load_models(models_dir, starter_dir=STARTER_DIR if options.starter else None)
-    runs, thresholds = models.runs, models.thresholds
-    require_tasks(runs, models_dir if models_dir is not None else STARTER_DIR, required_tasks(runs))
-    backend = _resolve_backend(options.backend, runs)
-    runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
-                                            channels_last=options.channels_last,
-                                            precision=options.precision))
-    settings_key = fingerprint(runs, {
-        "tta": options.tta, "bf16": runtime.bf16, "thresholds": thresholds.as_dict(),
-        "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,
-        **({"view": options.view} if options.view != "auto" else {}),
-        "quality": options.quality,  # (records before the quality gate carry no grade: predicted again)
-        **({"backend": backend} if backend != "torch" else {}),
-    })
-    out_dir.mkdir(parents=True, exist_ok=True)
-    todo = [file for file in files if not _is_done(out_dir, file, settings_key)]
-
-    failed = 0
-    if todo:
-        if backend == "onnx":  # see funduskit.runtime.memory: not for torch, whose networks it slows
-            return_freed_buffers_to_system()
-        predictor = Predictor.from_runs(runs, runtime, thresholds, tta=options.tta, loader=_network_loader(backend))
-        writer = _Writer(out_dir, settings_key, options)
-        with _progress_bar(progress, len(files), len(files) - len(todo)) as advance:
-            batch_size = options.batch_size or default_batch_size(runtime.device)
-            for batch in _prefetched_batches(todo, batch_size, predictor.prepare, options.view):
-                failed += writer.write_batch(batch, predictor)
-                advance(len(batch.items))
-
-    results = load_results(out_dir, [file.name for file in files])
-    runtime_text = runtime.describe() + {"onnx": ", ONNX Runtime", "mixed": ", ONNX Runtime + torch"}.get(backend, "")
-    _write_collected(out_dir, results, models, options, runtime_text, given.passed_over)
-    summary = PredictSummary(
-        out_dir=out_dir,
-        total=len(files),
-        predicted=len(todo),
-        skipped=len(files) - len(todo),
-        failed=failed,
-        seconds=time.perf_counter() - started,
-        runs={task: [str(run.run_dir) for run in items] for task, items in runs.items()},
-        origin=models.origin,
-        grades={grade: n for grade in GRADES if (n := sum(r.ok and r.quality == grade for r in results))},
-        thresholds=thresholds.as_dict(),
-        runtime=runtime_text,
-        passed_over=given.passed_over,
-    )
-    record = {**asdict(summary), "out_dir": str(out_dir),
-              "models_dir": str(models.models_dir.resolve()) if models.models_dir else None,
-              "options": asdict(options), "settings_key": settings_key, "funduskit": __version__,
-              "errors": sum(not r.ok for r in results)}
-    atomic_write_text(out_dir / RUN_RECORD, json.dumps(record, indent=1) + "\n")
-    return summary
 
 
 def default_batch_size(device: torch.device) -> int:
