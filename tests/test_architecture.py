@@ -30,8 +30,9 @@ ALLOWED: dict[str, set[str]] = {
     "inference": {"core", "data", "transforms", "scoring", "runtime", "models", "runs"},
     "tools": {"core", "data", "transforms", "scoring", "synthetic", "runtime", "models", "runs", "training",
               "inference"},
+    "serve": {"core", "data", "scoring", "inference"},
     "cli": {"core", "data", "transforms", "scoring", "synthetic", "runtime", "models", "runs", "training",
-            "inference", "tools"},
+            "inference", "tools", "serve"},
 }
 #: Stage folders that never import torch, at module level or inside a function.
 TORCH_FREE = ("core", "data", "transforms", "scoring", "synthetic")
