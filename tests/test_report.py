@@ -268,7 +268,10 @@ def test_clicking_a_column_header_sorts_the_table(report: Path, tmp_path: Path) 
         assert browser.evaluate(rows) == ["<b>bad</b>.jpg", "high one.jpg", "low.jpg", "mid.jpg"]
         browser.click('th[data-key="probability"] button')
         assert browser.evaluate(rows) == RISK_ORDER
-        images = browser.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+        loaded = "Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
+        deadline = time.monotonic() + 15  # on two busy cores the thumbnails may still be decoding
+        while (images := browser.evaluate(loaded)) != [True, True, True] and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert images == [True, True, True]  # the overlay thumbnails load from relative paths
     finally:
         browser.close()
