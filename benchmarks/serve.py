@@ -51,11 +51,11 @@ def screenshot(url: str, photos: list[Path], path: Path) -> None:
 
     from playwright.sync_api import sync_playwright
 
+    from funduskit.tools.serve_load import CHROMIUM_FLAGS
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=flags)
+        browser = playwright.chromium.launch(executable_path=chromium, args=list(CHROMIUM_FLAGS))
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(url + "/")
         page.set_input_files("#files", [str(p) for p in photos])

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
+from funduskit.tools.serve_load import CHROMIUM_FLAGS as HEADLESS_FLAGS
+
 CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome")
                  if (found := shutil.which(name))), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
-#: Headless, as root, and quiet on a machine without a network (no background connections).
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio", "--disable-quic"]
+CHROMIUM_FLAGS = list(HEADLESS_FLAGS)

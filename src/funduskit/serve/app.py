@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from funduskit import __version__
 from funduskit.inference.model_catalogue import describe_runs
 from funduskit.inference.pipeline import PredictEngine, models_text, starter_notice
-from funduskit.inference.results import RESULTS_CSV
+from funduskit.inference.results import RESULTS_CSV, load_result
 from funduskit.serve.answers import (
     PHOTO_IMAGES,
     job_answer,
@@ -167,13 +167,13 @@ def create_app(settings: ServeSettings, engine: PredictEngine) -> Any:
         job = _job(store, job_id)
         if image not in PHOTO_IMAGES:
             raise HTTPException(404, f"no image {image!r}: ask for one of {', '.join(PHOTO_IMAGES)}")
-        answer = next((a for a in photo_answers(store, job) if a["name"] == name), None)
-        if answer is None:
+        if name not in {photo.name for photo in job.photos}:
             raise HTTPException(404, f"job {job_id} has no photograph {name!r}")
-        relative = (answer["result"] or {}).get(PHOTO_IMAGES[image])
+        result = load_result(store.out_dir(job.id), name)
+        relative = getattr(result, PHOTO_IMAGES[image]) if result is not None else None
         path = store.out_dir(job.id) / relative if relative else None  # a path the pipeline wrote, never the URL's
         if path is None or not path.is_file():
-            raise HTTPException(404, f"{name} has no {image} (status: {answer['status']})")
+            raise HTTPException(404, f"{name} has no {image} ({'not predicted yet' if result is None else result.status})")
         return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     app.include_router(router)

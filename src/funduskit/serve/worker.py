@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 from funduskit.inference.pipeline import PredictEngine
 from funduskit.serve.jobs import Job, JobStore
@@ -23,13 +22,11 @@ class JobWorker:
     Args:
         store: the job database.
         engine: the loaded models and prediction options.
-        on_finished: called with each finished job (tests, logging).
     """
 
-    def __init__(self, store: JobStore, engine: PredictEngine, on_finished: Callable[[Job], None] | None = None):
+    def __init__(self, store: JobStore, engine: PredictEngine):
         self.store = store
         self.engine = engine
-        self.on_finished = on_finished
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="funduskit-worker", daemon=True)
@@ -71,6 +68,3 @@ class JobWorker:
             self.store.finish(job.id, error=f"{type(error).__name__}: {error}".replace(str(uploads) + "/", ""))
         else:
             self.store.finish(job.id)
-        finished = self.store.get(job.id)
-        if self.on_finished and finished:
-            self.on_finished(finished)

@@ -23,6 +23,10 @@ from pathlib import Path
 import httpx
 
 HEALTH = "/api/v1/health"
+#: Headless Chromium as root on a machine without a network (no background connections): the
+#: browser tests' and the screenshot's flags.
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio", "--disable-quic")
 
 
 def free_port() -> int:
@@ -78,18 +82,19 @@ class ServerProcess:
         return self.process.pid
 
     def rss_mb(self) -> float:
-        """The server's resident memory now, in MB (from /proc)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS in /proc")
+        """The server's resident memory now, in MB."""
+        return self._status_mb("VmRSS")
 
     def peak_rss_mb(self) -> float:
-        """The server's peak resident memory so far, in MB (VmHWM)."""
+        """The server's peak resident memory so far, in MB."""
+        return self._status_mb("VmHWM")
+
+    def _status_mb(self, key: str) -> float:
+        """A memory line of ``/proc/PID/status`` (kB there), in MB."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM in /proc")
+        raise RuntimeError(f"no {key} in /proc/{self.pid}/status")
 
     def stop(self, timeout: float = 20.0) -> int:
         """Ctrl-C (SIGINT) and wait; returns the exit status (kills it after ``timeout``)."""
