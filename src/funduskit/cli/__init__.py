@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``funduskit`` command; returns the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv  # the words given, for a command that starts itself again (train --nproc)
     try:
         return int(args._run(args) or 0)
     except FunduskitError as error:

@@ -48,6 +48,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (default: torch's choice)")
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also save disc/cup probability maps (float16) for `funduskit tune`")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local (default): this process; ray: Ray workers, one copy of the networks each, "
+                             "for cohorts (pip install 'funduskit[ray]'; docs/scale.md). Same outputs either way")
+    parser.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                        help="ray: the Ray cluster to join (auto: the one this machine is in); default: start a "
+                             "Ray instance on this machine for the run")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="ray: worker actors (default 2), each with its share of the cores")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -63,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
     from funduskit.inference.pipeline import PredictOptions, predict_photos
 
     options = PredictOptions(**{name: getattr(args, name) for name in OPTION_NAMES})
-    summary = predict_photos(args.inputs, args.models, args.out, options, progress=not args.quiet)
+    if args.engine == "ray":
+        from funduskit.inference.cohort import RayPlacement, predict_cohort
+
+        placement = RayPlacement(address=args.address, workers=args.workers)
+        summary = predict_cohort(args.inputs, args.models, args.out, options, placement,
+                                 progress=not args.quiet).summary
+    else:
+        summary = predict_photos(args.inputs, args.models, args.out, options, progress=not args.quiet)
     console = Console()
     console.print(
         f"{summary.total} photographs: {summary.predicted} predicted, {summary.skipped} skipped (already done), "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -75,8 +76,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="run directory (default runs/TASK-PRESET-foldK)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN",
                         help="continue an interrupted run from its last.pt (same configuration; --epochs may grow)")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="train in N processes on this machine (DistributedDataParallel under torchrun: one "
+                             "per GPU, or CPU processes sharing the cores); the global batch stays --batch-size. "
+                             "Or run `torchrun --nproc_per_node N -m funduskit train ...` (docs/scale.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     return parser
+
+
+def without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option`` and its value (``--nproc 2`` or ``--nproc=2``)."""
+    kept: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == option:
+            next(words, None)
+        elif not word.startswith(option + "="):
+            kept.append(word)
+    return kept
 
 
 OPTION_KEYS = {
@@ -138,8 +155,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from funduskit.core.errors import FunduskitError
+    from funduskit.training.distributed import RANK_VARIABLES, close_process_group, launch
     from funduskit.training.train import train
 
+    if args.nproc != 1 and not any(name in os.environ for name in RANK_VARIABLES):
+        return launch(args.nproc, without_option(args._argv, "--nproc"))
     try:
         result = train(
             args.task, args.data, data_format=args.format, preset_name=args.preset, config_file=args.config,
@@ -147,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
         )
     except FunduskitError as error:
         raise FunduskitError(in_cli_words(str(error))) from error
+    finally:
+        close_process_group()
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # one line from rank 0 is enough
     Console(quiet=args.quiet).print(
         f"Best {result.metric} {result.best_metric:.4f} at epoch {result.best_epoch}; run in {result.run_dir}"
     )

@@ -326,39 +326,65 @@ class PredictEngine:
         Raises:
             DataError: an input path is missing, or a folder holds no images.
         """
+        plan = self.plan(inputs, out_dir)
+        failed = 0
+        if plan.todo:
+            with _progress_bar(progress, len(plan.files), plan.skipped) as advance:
+                failed = self.predict_files(plan.todo, plan.out_dir, advance)
+        return self.finish(plan, failed)
+
+    def plan(self, inputs: Sequence[str | Path], out_dir: str | Path) -> PredictPlan:
+        """What a prediction into ``out_dir`` has to do: the photographs given and those not yet
+        done there with these models and options (the output folder is created).
+
+        Raises:
+            DataError: an input path is missing, or a folder holds no images.
+        """
         started = time.perf_counter()
-        options, models = self.options, self.models
         given = list_inputs(inputs)
-        files = given.photos
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        todo = [file for file in files if not _is_done(out_dir, file, self.settings_key)]
+        todo = [file for file in given.photos if not _is_done(out_dir, file, self.settings_key)]
+        return PredictPlan(out_dir=out_dir, given=given, todo=todo, started=started)
 
+    def predict_files(self, files: Sequence[Path], out_dir: Path, advance: Callable[[int], None] = lambda n: None) -> int:
+        """Predict ``files`` (photographs, not yet done) and write each one's outputs and record
+        into ``out_dir``; ``advance(n)`` after each batch of ``n``. Returns how many could not be read."""
+        predictor = self.load()
+        writer = _Writer(out_dir, self.settings_key, self.options)
+        batch_size = self.options.batch_size or default_batch_size(self.runtime.device)
         failed = 0
-        if todo:
-            predictor = self.load()
-            writer = _Writer(out_dir, self.settings_key, options)
-            with _progress_bar(progress, len(files), len(files) - len(todo)) as advance:
-                batch_size = options.batch_size or default_batch_size(self.runtime.device)
-                for batch in _prefetched_batches(todo, batch_size, predictor.prepare, options.view):
-                    failed += writer.write_batch(batch, predictor)
-                    advance(len(batch.items))
+        for batch in _prefetched_batches(files, batch_size, predictor.prepare, self.options.view):
+            failed += writer.write_batch(batch, predictor)
+            advance(len(batch.items))
+        return failed
 
+    def finish(self, plan: PredictPlan, failed: int, runtime_text: str | None = None) -> PredictSummary:
+        """Build the tables, the submission's CSV files, the report and ``predict.json`` from the
+        records in the plan's output folder; the run's summary.
+
+        Args:
+            plan: the run's :meth:`plan`.
+            failed: photographs of ``plan.todo`` that could not be read.
+            runtime_text: where the networks ran, in words (default: this engine's runtime).
+        """
+        options, models, out_dir, files = self.options, self.models, plan.out_dir, plan.files
+        runtime_text = runtime_text or self.runtime_text
         results = load_results(out_dir, [file.name for file in files])
-        _write_collected(out_dir, results, models, options, self.runtime_text, given.passed_over)
+        _write_collected(out_dir, results, models, options, runtime_text, plan.given.passed_over)
         summary = PredictSummary(
             out_dir=out_dir,
             total=len(files),
-            predicted=len(todo),
-            skipped=len(files) - len(todo),
+            predicted=len(plan.todo),
+            skipped=plan.skipped,
             failed=failed,
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - plan.started,
             runs={task: [str(run.run_dir) for run in items] for task, items in models.runs.items()},
             origin=models.origin,
             grades={grade: n for grade in GRADES if (n := sum(r.ok and r.quality == grade for r in results))},
             thresholds=models.thresholds.as_dict(),
-            runtime=self.runtime_text,
-            passed_over=given.passed_over,
+            runtime=runtime_text,
+            passed_over=plan.given.passed_over,
         )
         record = {**asdict(summary), "out_dir": str(out_dir),
                   "models_dir": str(models.models_dir.resolve()) if models.models_dir else None,
@@ -366,6 +392,26 @@ class PredictEngine:
                   "errors": sum(not r.ok for r in results)}
         atomic_write_text(out_dir / RUN_RECORD, json.dumps(record, indent=1) + "\n")
         return summary
+
+
+@dataclass
+class PredictPlan:
+    """What a prediction has to do (:meth:`PredictEngine.plan`)."""
+
+    out_dir: Path
+    given: Inputs
+    todo: list[Path]
+    started: float  # time.perf_counter() at the start
+
+    @property
+    def files(self) -> list[Path]:
+        """Every photograph given."""
+        return self.given.photos
+
+    @property
+    def skipped(self) -> int:
+        """Photographs already done."""
+        return len(self.files) - len(self.todo)
 
 
 def _check_options(options: PredictOptions) -> None:

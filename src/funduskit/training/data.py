@@ -113,31 +113,55 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
     Runs in the main process, so it works with persistent workers; the dataset receives the
     epoch with every index and seeds the augmentation from it.
+
+    In a multi-process run (``world_size`` > 1, :mod:`funduskit.training.distributed`) every
+    process walks the same order of global batches of ``batch_size`` and takes its share of each
+    (``batch[rank::world_size]``): together the processes see exactly the batches of one process.
+
+    Args:
+        n: items.
+        batch_size: items per (global) batch.
+        seed: run seed; the order of epoch ``e`` is :func:`epoch_permutation` ``(n, seed, e)``.
+        shuffle: that order, else ``0 .. n-1``.
+        min_last: a last, smaller batch of fewer than this many items is dropped (2 in training:
+            batch norm needs two), and one that would leave a process without any (it would hang
+            the others).
+        rank, world_size: this process and the number of processes.
     """
 
-    def __init__(self, n: int, batch_size: int, *, seed: int, shuffle: bool = True, drop_last: bool = False):
+    def __init__(self, n: int, batch_size: int, *, seed: int, shuffle: bool = True, min_last: int = 1,
+                 rank: int = 0, world_size: int = 1):
         if n == 0:
             raise FunduskitError("no samples to train on")
+        if batch_size < world_size:
+            raise FunduskitError(f"a batch of {batch_size} cannot be shared by {world_size} processes; "
+                                 f"use a batch size of at least {world_size}")
         self.n = n
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
-        self.drop_last = drop_last and n >= batch_size
+        self.min_last = min_last
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def _global_batches(self) -> list[list[int]]:
         order = epoch_permutation(self.n, self.seed, self.epoch) if self.shuffle else list(range(self.n))
-        for start in range(0, self.n, self.batch_size):
-            batch = order[start : start + self.batch_size]
-            if self.drop_last and len(batch) < self.batch_size:
-                return
-            yield [(self.epoch, index) for index in batch]
+        batches = [order[start : start + self.batch_size] for start in range(0, self.n, self.batch_size)]
+        last = batches[-1]
+        if len(batches) > 1 and len(last) < self.batch_size and len(last) < max(self.min_last, self.world_size):
+            batches.pop()
+        return batches
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in self._global_batches():
+            yield [(self.epoch, index) for index in batch[self.rank :: self.world_size]]
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        return len(self._global_batches())
 
 
 ToTensors = Callable[[CachedItem, dict[str, "np.ndarray | tuple[float, float] | None"]], dict[str, torch.Tensor]]

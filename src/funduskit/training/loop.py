@@ -11,6 +11,7 @@ global random generators.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 import time
@@ -46,6 +47,13 @@ from funduskit.runs.layout import (
 from funduskit.runs.networks import build_model
 from funduskit.runtime.device import Runtime, resolve_runtime
 from funduskit.training.builders import build_optimizer, build_scheduler
+from funduskit.training.distributed import (
+    DistributedContext,
+    distributed_context,
+    process_device,
+    unwrap,
+    wrap_model,
+)
 from funduskit.training.data import (
     AugmentedDataset,
     CachedItem,
@@ -102,7 +110,7 @@ def _improved(metric: float, best: float | None, mode: str) -> bool:
 
 
 def _average(records: list[dict[str, float]]) -> dict[str, float]:
-    keys = {key for record in records for key in record}
+    keys = dict.fromkeys(key for record in records for key in record)  # first-seen order, in every process
     return {key: float(np.mean([record[key] for record in records if key in record])) for key in keys}
 
 
@@ -160,7 +168,7 @@ def _split_samples(task: Task, config: TrainConfig, samples: Sequence[Sample], r
 class _Loaders:
     train: DataLoader
     train_sampler: EpochBatchSampler
-    validation: DataLoader
+    validation: DataLoader | None  # None: this process's share of the validation set is empty
     validation_items: list[CachedItem]
     augmentation: Any
 
@@ -169,6 +177,8 @@ class _Loaders:
         clean-up can run inside a worker forked later (the next model of ``funduskit demo``),
         where it fails with "can only test a child process"."""
         for loader in (self.train, self.validation):
+            if loader is None:
+                continue
             iterator = getattr(loader, "_iterator", None)  # torch keeps the persistent workers' iterator here
             if iterator is not None and hasattr(iterator, "_shutdown_workers"):
                 iterator._shutdown_workers()
@@ -176,8 +186,10 @@ class _Loaders:
 
 
 def _make_loaders(task: Task, config: TrainConfig, parts: Parts, train_samples: list[Sample],
-                  validation_samples: list[Sample], show_progress: bool) -> _Loaders:
-    """Cache both sets and wrap them in DataLoaders (training: augmented, shuffled per epoch)."""
+                  validation_samples: list[Sample], show_progress: bool,
+                  context: DistributedContext = DistributedContext()) -> _Loaders:
+    """Cache both sets and wrap them in DataLoaders (training: augmented, shuffled per epoch; in a
+    multi-process run each process takes its share of every batch and of the validation set)."""
     from funduskit.transforms.augment import build_augmentation
 
     size = config.data.input_size
@@ -194,16 +206,19 @@ def _make_loaders(task: Task, config: TrainConfig, parts: Parts, train_samples: 
 
     train_set = AugmentedDataset(train_items, preprocessing=config.data.preprocessing, to_tensors=to_tensors,
                                  augmentation=augmentation, seed=config.seed)
-    validation_set = AugmentedDataset(validation_items, preprocessing=config.data.preprocessing,
+    own_validation = [validation_items[index] for index in context.shard(len(validation_items))]
+    validation_set = AugmentedDataset(own_validation, preprocessing=config.data.preprocessing,
                                       to_tensors=to_tensors, augmentation=None, seed=config.seed)
     # A last batch of one image would break BatchNorm in training mode: drop it then.
     train_sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed, shuffle=True,
-                                      drop_last=len(train_set) % config.batch_size == 1)
-    validation_sampler = EpochBatchSampler(len(validation_set), config.validation_batch_size or config.batch_size,
-                                           seed=config.seed, shuffle=False)
+                                      min_last=2, rank=context.rank, world_size=context.world_size)
+    validation = None
+    if own_validation:
+        validation_sampler = EpochBatchSampler(len(validation_set), config.validation_batch_size or config.batch_size,
+                                               seed=config.seed, shuffle=False)
+        validation = _loader(validation_set, validation_sampler, config, config.seed + 1)
     return _Loaders(train=_loader(train_set, train_sampler, config, config.seed), train_sampler=train_sampler,
-                    validation=_loader(validation_set, validation_sampler, config, config.seed + 1),
-                    validation_items=validation_items, augmentation=augmentation)
+                    validation=validation, validation_items=validation_items, augmentation=augmentation)
 
 
 @dataclass
@@ -216,21 +231,25 @@ class _RunState:
     next_epoch: int = 0
 
 
-def _restore(run_dir: Path, parts: Parts, schedule: Any) -> _RunState:
-    """Load ``last.pt`` into the networks, optimizers, schedule and global generators."""
+def _restore(run_dir: Path, parts: Parts, schedule: Any, context: DistributedContext) -> _RunState:
+    """Load ``last.pt`` into the networks, optimizers, schedule and global generators (in a
+    multi-process run, this process's own generators when the run had as many processes)."""
     state = ckpt.load_checkpoint(run_dir / LAST, map_location=parts.runtime.device)
     for role, model in parts.models.items():
-        model.load_state_dict(state["models"][role])
+        unwrap(model).load_state_dict(state["models"][role])
     for role, optimizer in parts.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][role])
     schedule.load_state_dict(state["scheduler"])
-    ckpt.restore_rng_state(state["rng"])
+    per_process = state.get("rng_per_process") or []
+    ckpt.restore_rng_state(per_process[context.rank] if len(per_process) == context.world_size else state["rng"])
     return _RunState(history=[dict(record) for record in state["history"]], best=state["best_metric"],
                      best_epoch=state["best_epoch"], next_epoch=state["epoch"] + 1)
 
 
-def _train_epoch(task: Task, parts: Parts, loaders: _Loaders, epoch: int, progress: Any, bar: Any) -> dict[str, float]:
-    """One pass over the training set and one validation; the epoch's record."""
+def _train_epoch(task: Task, parts: Parts, loaders: _Loaders, epoch: int, progress: Any, bar: Any,
+                 context: DistributedContext = DistributedContext()) -> dict[str, float]:
+    """One pass over the training set and one validation; the epoch's record (losses averaged
+    over the processes of a multi-process run, the validation over all their shares)."""
     loaders.train_sampler.set_epoch(epoch)
     for model in parts.models.values():
         model.train()
@@ -240,21 +259,30 @@ def _train_epoch(task: Task, parts: Parts, loaders: _Loaders, epoch: int, progre
         steps.append(task.train_step(parts, batch))
         progress.update(bar, advance=1, status=f"loss {steps[-1]['loss']:.4f}")
     record: dict[str, float] = {"epoch": epoch + 1, "lr": float(parts.optimizers["model"].param_groups[0]["lr"])}
-    record.update({f"train_{key}": value for key, value in _average(steps).items()})
+    record.update({f"train_{key}": value for key, value in context.mean(_average(steps)).items()})
     record["train_seconds"] = time.perf_counter() - started
     started = time.perf_counter()
-    record.update(validate(task, parts, loaders.validation, loaders.validation_items))
+    plain = dataclasses.replace(parts, models={role: unwrap(model) for role, model in parts.models.items()})
+    for model in plain.models.values():
+        context.share_buffers(model)
+    record.update(validate(task, plain, loaders.validation, loaders.validation_items, context))
     record["val_seconds"] = time.perf_counter() - started
     return record
 
 
 def _save_epoch(run_dir: Path, task: Task, parts: Parts, schedule: Any, run: _RunState, epoch: int,
-                is_best: bool) -> None:
-    """``last.pt`` (and ``best.pt``), ``metrics.csv`` and ``curves.png`` after an epoch."""
+                is_best: bool, context: DistributedContext = DistributedContext()) -> None:
+    """``last.pt`` (and ``best.pt``), ``metrics.csv`` and ``curves.png`` after an epoch; in a
+    multi-process run rank 0 writes them, with every process's random generators, and the
+    others wait until it has."""
+    rng_per_process = context.gather(ckpt.capture_rng_state())
+    if not context.is_main:
+        context.barrier()
+        return
     state = {
         "task": task.name,
         "epoch": epoch,
-        "models": {role: model.state_dict() for role, model in parts.models.items()},
+        "models": {role: unwrap(model).state_dict() for role, model in parts.models.items()},
         "optimizers": {role: optimizer.state_dict() for role, optimizer in parts.optimizers.items()},
         "scheduler": schedule.state_dict(),
         "best_metric": run.best,
@@ -262,7 +290,8 @@ def _save_epoch(run_dir: Path, task: Task, parts: Parts, schedule: Any, run: _Ru
         "metric": task.metric,
         "history": run.history,
         "config": parts.config.to_dict(),
-        "rng": ckpt.capture_rng_state(),
+        "rng": rng_per_process[0],
+        **({"rng_per_process": rng_per_process} if context.enabled else {}),
     }
     # last.pt is written last: it is what a resumed run starts from, so an interruption anywhere
     # before it (even inside the best.pt write) makes the resumed run redo this whole epoch.
@@ -271,6 +300,7 @@ def _save_epoch(run_dir: Path, task: Task, parts: Parts, schedule: Any, run: _Ru
     write_metrics_csv(run.history, run_dir / METRICS_FILE)
     plot_curves(run.history, run_dir / CURVES_FILE, metric=task.metric, title=f"{task.name} — {run_dir.name}")
     ckpt.save_checkpoint(state, run_dir / LAST)
+    context.barrier()
 
 
 def _starting_weights(config: TrainConfig) -> str:
@@ -302,34 +332,44 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
     """
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
-    console = console or Console(stderr=True, quiet=not show_progress)
     task = get_task(config.task)
     runtime = resolve_runtime(config.runtime, training=True)
+    context = distributed_context(runtime.device.type)
+    runtime = dataclasses.replace(runtime, device=process_device(runtime.device, context))
+    show_progress = show_progress and context.is_main
+    console = console or Console(stderr=True, quiet=not show_progress)
     seed_everything(config.seed)
     split, train_samples, validation_samples = _split_samples(task, config, samples, run_dir, resume, console)
+    if len(train_samples) < context.world_size:
+        raise FunduskitError(f"{len(train_samples)} training image(s) cannot be shared by {context.world_size} processes")
     parts = build_parts(task, config, runtime)
     schedule = build_scheduler(parts.optimizers["model"], config, task.mode)
     console.print(f"[dim]{_starting_weights(config)}")
-    loaders = _make_loaders(task, config, parts, train_samples, validation_samples, show_progress)
+    loaders = _make_loaders(task, config, parts, train_samples, validation_samples, show_progress, context)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
-        run = _restore(run_dir, parts, schedule)
+        run = _restore(run_dir, parts, schedule, context)
         console.print(f"Resuming {run_dir} at epoch {run.next_epoch + 1} of {config.epochs}")
     else:
         run = _RunState()
-        write_split(split, run_dir / SPLIT_FILE)
-        if loaders.augmentation is not None:
-            from funduskit.transforms.augment import save_augmentation
+        if context.is_main:
+            write_split(split, run_dir / SPLIT_FILE)
+            if loaders.augmentation is not None:
+                from funduskit.transforms.augment import save_augmentation
 
-            save_augmentation(loaders.augmentation, run_dir / AUGMENTATION_FILE)
-        else:
-            (run_dir / AUGMENTATION_FILE).write_text("# no augmentation (data.augmentation: none)\n")
-    save_config(config, run_dir / CONFIG_FILE)
+                save_augmentation(loaders.augmentation, run_dir / AUGMENTATION_FILE)
+            else:
+                (run_dir / AUGMENTATION_FILE).write_text("# no augmentation (data.augmentation: none)\n")
+    if context.is_main:
+        save_config(config, run_dir / CONFIG_FILE)
+    parts.models = {role: wrap_model(model, context) for role, model in parts.models.items()}
     size = config.data.input_size
+    processes = f", {context.world_size} processes ({context.backend})" if context.enabled else ""
     console.print(
         f"[bold]{task.name}[/]: {len(train_samples)} training / {len(validation_samples)} validation images, "
         f"fold {split.fold} of {split.n_folds}, {size}x{size}, batch {config.batch_size}, {runtime.describe()}"
+        f"{processes}"
     )
 
     progress = make_progress(TextColumn("{task.fields[status]}"))
@@ -337,14 +377,14 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
     with progress, single_threaded_opencv(), contextlib.closing(loaders):
         for epoch in range(run.next_epoch, config.epochs):
             bar = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loaders.train_sampler), status="")
-            record = _train_epoch(task, parts, loaders, epoch, progress, bar)
+            record = _train_epoch(task, parts, loaders, epoch, progress, bar, context)
             metric = record[task.metric]
             schedule.step(metric)
             run.history.append(record)
             is_best = _improved(metric, run.best, task.mode)
             if is_best:
                 run.best, run.best_epoch = metric, epoch + 1
-            _save_epoch(run_dir, task, parts, schedule, run, epoch, is_best)
+            _save_epoch(run_dir, task, parts, schedule, run, epoch, is_best, context)
             progress.update(bar, status=f"loss {record['train_loss']:.4f}  {task.metric} {metric:.4f}"
                                         + ("  best" if is_best else ""))
     return TrainResult(run_dir=run_dir, metric=task.metric,

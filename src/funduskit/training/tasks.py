@@ -28,6 +28,7 @@ from funduskit.data.sample import Sample
 from funduskit.data.view import CropBox
 from funduskit.runtime.device import Runtime
 from funduskit.training.data import CachedItem, binary_to_network
+from funduskit.training.distributed import unwrap
 from funduskit.training.losses import discriminator_loss
 from funduskit.transforms.preprocess import Geometry
 
@@ -230,17 +231,19 @@ class VesselTask(_SegmentationTask):
         d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
         d_optimizer.step()
-        # Generator: pixel-wise BCE + weighted adversarial term, discriminator held fixed.
-        discriminator.requires_grad_(False)
+        # Generator: pixel-wise BCE + weighted adversarial term, discriminator held fixed (called
+        # outside its DistributedDataParallel wrapper, which would wait for gradients it never gets).
+        fixed_discriminator = unwrap(discriminator)
+        fixed_discriminator.requires_grad_(False)
         try:
             with autocast():
-                fake_scores = discriminator(torch.cat([photo, generated], dim=1))
+                fake_scores = fixed_discriminator(torch.cat([photo, generated], dim=1))
             losses = parts.loss(logits, target, fake_scores)
             g_optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             g_optimizer.step()
         finally:
-            discriminator.requires_grad_(True)
+            fixed_discriminator.requires_grad_(True)
         result = {key: float(value.detach()) for key, value in losses.items()}
         result["discriminator"] = float(d_loss.detach())
         return result

@@ -18,6 +18,7 @@ from funduskit.runs.layout import checkpoint_file
 from funduskit.runs.networks import load_trained_model
 from funduskit.runtime.device import Runtime
 from funduskit.training.data import AugmentedDataset, CachedItem, EpochBatchSampler
+from funduskit.training.distributed import DistributedContext
 from funduskit.training.items import build_items, usable_samples
 from funduskit.training.losses import build_loss
 from funduskit.training.tasks import Parts, Task, get_task
@@ -40,10 +41,22 @@ def predict_loader(task: Task, parts: Parts, loader: DataLoader) -> tuple[list[t
     return probabilities, mean_losses
 
 
-def validate(task: Task, parts: Parts, loader: DataLoader, items: Sequence[CachedItem]) -> dict[str, float]:
-    """Validation losses (``val_*``) and the task's metrics over ``loader`` (no augmentation)."""
-    probabilities, record = predict_loader(task, parts, loader)
-    record.update(task.score(probabilities, items, parts.extra))
+def validate(task: Task, parts: Parts, loader: DataLoader | None, items: Sequence[CachedItem],
+             context: DistributedContext = DistributedContext()) -> dict[str, float]:
+    """Validation losses (``val_*``, size-weighted means) and the task's metrics over ``loader``
+    (no augmentation).
+
+    In a multi-process run each process's ``loader`` holds its contiguous share of ``items``
+    (:meth:`DistributedContext.shard`; None: an empty share): the shares' probabilities are
+    gathered, so every process scores all of ``items`` and gets the same record."""
+    probabilities, losses = predict_loader(task, parts, loader) if loader is not None else ([], {})
+    shares = context.gather((probabilities, losses, len(probabilities)))
+    every = [probability for share, _, _ in shares for probability in share]
+    total = max(1, sum(size for _, _, size in shares))
+    keys = next((share_losses for _, share_losses, size in shares if size), {})
+    record = {key: float(sum(share_losses[key] * size for _, share_losses, size in shares if size) / total)
+              for key in keys}
+    record.update(task.score(every, items, parts.extra))
     return record
 
 
