@@ -19,6 +19,7 @@ from funduskit.core.errors import FunduskitError
 from funduskit.runs.checkpoint import load_checkpoint
 from funduskit.training.data import EpochBatchSampler
 
+
 def funduskit(*words: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     """The real command line in a subprocess (offline, one thread per process)."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

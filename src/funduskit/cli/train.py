@@ -155,7 +155,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from funduskit.core.errors import FunduskitError
-    from funduskit.training.distributed import RANK_VARIABLES, close_process_group, launch
+    from funduskit.training.distributed import (
+        RANK_VARIABLES,
+        close_process_group,
+        launch,
+    )
     from funduskit.training.train import train
 
     if args.nproc != 1 and not any(name in os.environ for name in RANK_VARIABLES):

@@ -32,7 +32,12 @@ from typing import Any
 import numpy as np
 
 from funduskit.core.errors import FunduskitError
-from funduskit.inference.pipeline import PredictEngine, PredictOptions, PredictSummary, _progress_bar
+from funduskit.inference.pipeline import (
+    PredictEngine,
+    PredictOptions,
+    PredictSummary,
+    progress_counter,
+)
 
 #: What the command says when Ray is missing.
 RAY_MISSING = "the Ray engine needs Ray, an optional extra: pip install 'funduskit[ray]' (or pip install 'ray[data]')"
@@ -162,7 +167,7 @@ def predict_cohort(
                 num_gpus=placement.gpus_per_worker or None,
             )
             worker_runtimes: set[str] = set()
-            with _progress_bar(progress, len(plan.files), plan.skipped) as advance:
+            with progress_counter(progress, len(plan.files), plan.skipped) as advance:
                 for batch in predicted.iter_batches(batch_size=None, batch_format="numpy"):
                     worker_runtimes.update(str(text) for text in batch["runtime"])
                     failed += int(batch["failed"].sum())

@@ -329,7 +329,7 @@ class PredictEngine:
         plan = self.plan(inputs, out_dir)
         failed = 0
         if plan.todo:
-            with _progress_bar(progress, len(plan.files), plan.skipped) as advance:
+            with progress_counter(progress, len(plan.files), plan.skipped) as advance:
                 failed = self.predict_files(plan.todo, plan.out_dir, advance)
         return self.finish(plan, failed)
 
@@ -527,7 +527,7 @@ def _prefetched_batches(
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int, done: int) -> Iterator[Callable[[int], None]]:
+def progress_counter(enabled: bool, total: int, done: int) -> Iterator[Callable[[int], None]]:
     """An ``advance(n)`` callable over a rich progress bar (a no-op when not ``enabled``)."""
     if not enabled:
         yield lambda n: None

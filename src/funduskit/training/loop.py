@@ -47,19 +47,19 @@ from funduskit.runs.layout import (
 from funduskit.runs.networks import build_model
 from funduskit.runtime.device import Runtime, resolve_runtime
 from funduskit.training.builders import build_optimizer, build_scheduler
-from funduskit.training.distributed import (
-    DistributedContext,
-    distributed_context,
-    process_device,
-    unwrap,
-    wrap_model,
-)
 from funduskit.training.data import (
     AugmentedDataset,
     CachedItem,
     EpochBatchSampler,
     single_threaded_opencv,
     worker_init,
+)
+from funduskit.training.distributed import (
+    DistributedContext,
+    distributed_context,
+    process_device,
+    unwrap,
+    wrap_model,
 )
 from funduskit.training.history import plot_curves, write_metrics_csv
 from funduskit.training.items import build_items, usable_samples
