@@ -35,6 +35,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -128,8 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def print_table(rows: Sequence[tuple[str, str, str, tuple[QualityMeasures, str]]]) -> None:
-    flags = sorted({f for f in ("avx512_bf16", "avx512_vnni", "amx") if f in Path("/proc/cpuinfo").read_text()})
-    print(f"\nQuality gate on clean and degraded photographs (CPU flags: {', '.join(flags) or 'AVX2 only'}; "
+    print(f"\nQuality gate on clean and degraded photographs (CPU flags: {cpu_flags()}; "
           f"{os.cpu_count()} cores)\n")
     print("| photographs | degradation | strength | n | rejected | not good | most common reason |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -25,12 +25,7 @@ import tempfile
 from pathlib import Path
 
 import cv2
-
-
-def cpu_flags() -> str:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    flags = sorted({flag for flag in ("avx512_bf16", "avx512_vnni", "amx_bf16") if flag in text})
-    return ", ".join(flags) or "AVX2 only (no avx512_bf16 / avx512_vnni / amx)"
+from machine import cpu_flags
 
 
 def make_photos(folder: Path, count: int) -> list[Path]:

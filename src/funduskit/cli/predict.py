@@ -56,6 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "Ray instance on this machine for the run")
     parser.add_argument("--workers", type=int, default=2, metavar="N",
                         help="ray: worker actors (default 2), each with its share of the cores")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                        help="ray: GPUs each worker reserves (e.g. 1 on a GPU cluster; default 0: CPU workers)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from funduskit.inference.cohort import RayPlacement, predict_cohort
 
-        placement = RayPlacement(address=args.address, workers=args.workers)
+        placement = RayPlacement(address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker)
         summary = predict_cohort(args.inputs, args.models, args.out, options, placement,
                                  progress=not args.quiet).summary
     else:

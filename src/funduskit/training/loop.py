@@ -329,6 +329,9 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
 
     Returns:
         :class:`TrainResult` with the best validation metric and the per-epoch history.
+
+    Under ``torchrun`` every process calls this with the same arguments and they train together
+    (:mod:`funduskit.training.distributed`); rank 0 writes the run directory.
     """
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
