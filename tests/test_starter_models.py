@@ -112,7 +112,7 @@ def test_predict_without_models_answers_with_the_starter_set_and_says_so(packed_
                  "--device", "cpu"]) == 0
     record = json.loads((tmp_path / "mixed" / "predict.json").read_text())
     assert record["origin"]["disc"] == str(mine) and record["origin"]["cup"] == STARTER
-    assert "ONNX Runtime + torch" in record["runtime"]
+    assert "ONNX Runtime fp32" in record["runtime"] and "+ torch (" in record["runtime"]
 
 
 def test_rebuilding_reuses_finished_runs_and_packs_them_with_a_manifest(tmp_path: Path) -> None:

@@ -35,9 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if present")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="auto: bf16 autocast where the device computes bf16 natively, else fp32")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                        help="onnx: ONNX Runtime on models exported with `funduskit export` (fastest on CPU); "
-                             "torch: the optimised PyTorch networks; auto (default): onnx for an export, else torch")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"), default="auto",
+                        help="onnx: ONNX Runtime on models exported with `funduskit export` (and the starter models); "
+                             "openvino: OpenVINO's CPU plugin on the same files (bf16 where the CPU has it); "
+                             "torch: the optimised PyTorch networks; auto (default): each model on the backend of "
+                             "its file, exported ones on the fastest measured for this CPU (docs/performance.md)")
     parser.add_argument("--view", choices=("auto", *VIEWS), default="auto",
                         help="whole: whole fundus photographs; disc: crops centred on the optic disc (no fovea); "
                              "auto (default): each photograph's own, by its dark corners")
