@@ -5,8 +5,8 @@ compiled by OpenVINO's CPU plugin and run like a torch module.
 ``nn.Module`` without parameters whose ``forward`` maps (B, C, S, S) float to the same logits.
 OpenVINO reads the ONNX file itself (no conversion step, nothing written). The runtime's precision
 is OpenVINO's inference precision: ``bf16`` runs the convolutions in bfloat16 on CPUs that compute
-it natively (AMX, AVX-512 BF16: about 3x ONNX Runtime's fp32 on the starter networks,
-docs/performance.md), ``fp32`` keeps every layer in float32 (OpenVINO's own default on such CPUs is
+it natively (AMX, AVX-512 BF16: 2.3x ONNX Runtime's fp32 on the starter models' whole pipeline, but
+its answers move: opt-in, docs/performance.md), ``fp32`` keeps every layer in float32 (OpenVINO's own default on such CPUs is
 bf16; it is set explicitly here so that ``--precision fp32`` means fp32).
 """
 

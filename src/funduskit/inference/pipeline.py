@@ -297,7 +297,7 @@ class PredictEngine:
                                                      precision=options.precision))
         self.backend = _resolve_backend(options.backend, runs, self.runtime)
         # bf16 on exported networks only when asked for: OpenVINO bf16 missed the agreement limits on
-        # the trained starter networks (cup Dice 0.983, probability 0.025; docs/performance.md)
+        # the trained starter networks over real photographs (cup Dice 0.69 worst; docs/performance.md)
         self.export_precision = options.precision if options.precision != "auto" else "fp32"
         self.settings_key = fingerprint(runs, {
             "tta": options.tta, "bf16": self.runtime.bf16, "thresholds": thresholds.as_dict(),
