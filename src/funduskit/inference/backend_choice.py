@@ -4,7 +4,7 @@ machine and model set, and remembered.
 Both backends give the same answers in fp32 (docs/performance.md: identical masks, vCDR, fovea and
 probabilities on the starter models over real photographs), so ``auto`` may pick on speed alone;
 which is faster depends on the CPU (OpenVINO fp32 was 1.5x ONNX Runtime on an AMX / AVX-512 BF16
-EPYC). The first prediction with a model set on a machine times one network per task on both, at
+Intel Xeon). The first prediction with a model set on a machine times one network per task on both, at
 batch 1, three interleaved rounds after a warm-up (a few seconds for the starter models), and
 writes the choice to ``CACHE/backends.json``; later runs read it. The cache folder is
 ``$FUNDUSKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/funduskit``, else ``~/.cache/funduskit``. Delete
