@@ -23,8 +23,10 @@ from funduskit.training.data import EpochBatchSampler
 def funduskit(*words: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     """The real command line in a subprocess (offline, one thread per process)."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # a session of its own: what Ray or torchrun signal on the way out stays inside it, never
+    # reaching the test process (a pytest-xdist worker once died during these tests)
     done = subprocess.run([sys.executable, "-m", "funduskit", *map(str, words)], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, start_new_session=True)
     assert done.returncode == 0, f"funduskit {' '.join(map(str, words))} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
