@@ -6,11 +6,6 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# the per-machine backend measurement (funduskit.inference.backend_choice) is kept out of ~/.cache
-if "FUNDUSKIT_CACHE_DIR" not in os.environ:
-    import tempfile
-
-    os.environ["FUNDUSKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="funduskit-test-cache-")
 
 from pathlib import Path  # noqa: E402
 

@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="onnx: ONNX Runtime on models exported with `funduskit export` (and the starter models); "
                              "openvino: OpenVINO's CPU plugin on the same files (bf16 where the CPU has it); "
                              "torch: the optimised PyTorch networks; auto (default): each model on the backend of "
-                             "its file, exported ones on the fastest measured for this CPU (docs/performance.md)")
+                             "its file (ONNX Runtime for exported ones)")
     parser.add_argument("--view", choices=("auto", *VIEWS), default="auto",
                         help="whole: whole fundus photographs; disc: crops centred on the optic disc (no fovea); "
                              "auto (default): each photograph's own, by its dark corners")

@@ -27,15 +27,6 @@ from funduskit.runtime.device import Runtime
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
-def openvino_available() -> bool:
-    """True when the ``openvino`` package can be imported."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _openvino():  # noqa: ANN202 - the module
     try:
         import openvino

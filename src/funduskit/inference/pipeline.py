@@ -121,8 +121,7 @@ class PredictOptions:
         backend: ``"torch"`` (networks rewritten for inference, :mod:`funduskit.runtime.optimise`),
             ``"onnx"`` (ONNX Runtime on the models of ``funduskit export``), ``"openvino"``
             (OpenVINO's CPU plugin on the same files), or ``"auto"``: each run on the backend of
-            its file, exported ones (``model.onnx``, as the starter models) on
-            :func:`exported_backend`.
+            its file, exported ones (``model.onnx``, as the starter models) on ONNX Runtime.
         view: ``"whole"`` (whole fundus photographs), ``"disc"`` (crops centred on the optic
             disc) or ``"auto"``: each photograph's own, by its corners
             (:func:`funduskit.data.view.detect_view`).
@@ -149,6 +148,10 @@ class PredictOptions:
 
 #: The backends that run exported networks (``model.onnx``), and their names in words.
 EXPORT_BACKENDS: dict[str, str] = {"onnx": "ONNX Runtime", "openvino": "OpenVINO"}
+#: What runs exported networks under ``--backend auto``. OpenVINO fp32 was 1.45x faster on an AMX
+#: CPU with the same answers, but a process that had loaded it crashed when it later forked
+#: DataLoader workers: it is opt-in (``--backend openvino``; docs/decisions.md, "OpenVINO").
+AUTO_EXPORT_BACKEND = "onnx"
 #: What ``PredictOptions.backend`` / ``--backend`` may say.
 BACKENDS: tuple[str, ...] = ("auto", "torch", *EXPORT_BACKENDS)
 #: What ``PredictOptions.quality`` / ``--quality`` may say.
@@ -295,7 +298,7 @@ class PredictEngine:
         self.runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
                                                      channels_last=options.channels_last,
                                                      precision=options.precision))
-        self.backend = _resolve_backend(options.backend, runs, self.runtime)
+        self.backend = _resolve_backend(options.backend, runs)
         # bf16 on exported networks only when asked for: OpenVINO bf16 missed the agreement limits on
         # the trained starter networks over real photographs (cup Dice 0.69 worst; docs/performance.md)
         self.export_precision = options.precision if options.precision != "auto" else "fp32"
@@ -446,29 +449,16 @@ def default_batch_size(device: torch.device) -> int:
     return 4 if device.type == "cuda" else 1
 
 
-def exported_backend(runs: dict[str, list[RunInfo]], runtime: Runtime) -> str:
-    """What runs exported networks under ``--backend auto``: ONNX Runtime on a GPU; on a CPU the
-    faster of ONNX Runtime and OpenVINO (fp32) for these networks on this machine, measured once
-    and remembered (:mod:`funduskit.inference.backend_choice`)."""
-    if runtime.device.type != "cpu":
-        return "onnx"
-    from funduskit.inference.backend_choice import choose_export_backend
-
-    networks = [(run.checkpoint, run.config.data.input_size) for items in runs.values()
-                for run in items[:1] if run.checkpoint.suffix == ".onnx"]
-    return choose_export_backend(networks, runtime.threads)
-
-
-def _resolve_backend(backend: str, runs: dict[str, list[RunInfo]], runtime: Runtime) -> str:
+def _resolve_backend(backend: str, runs: dict[str, list[RunInfo]]) -> str:
     """The backend that runs the networks: ``backend`` as asked, or for ``"auto"`` ``"torch"`` when
-    no run is exported, :func:`exported_backend` when all are, else that backend's name + ``"+torch"``
+    no run is exported, :data:`AUTO_EXPORT_BACKEND` when all are, else that backend's name + ``"+torch"``
     (each run on its own file's backend: the starter set's ONNX networks beside a user's checkpoints)."""
     if backend != "auto":
         return backend
     exported = [run.checkpoint.suffix == ".onnx" for items in runs.values() for run in items]
     if not any(exported):
         return "torch"
-    chosen = exported_backend(runs, runtime)
+    chosen = AUTO_EXPORT_BACKEND
     return chosen if all(exported) else f"{chosen}+torch"
 
 
