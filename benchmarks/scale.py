@@ -62,18 +62,19 @@ def make_pool(folder: Path, count: int) -> Path:
 
 def child(engine: str, workers: int, photos: Path, out: Path, models: str | None) -> dict[str, object]:
     """One prediction in this process; its wall time and peak memories."""
-    from funduskit.inference.cohort import RayPlacement, peak_memory_mb, predict_cohort
+    from funduskit.inference.cohort import RayPlacement, predict_cohort
     from funduskit.inference.pipeline import PredictOptions, predict_photos
+    from funduskit.runtime.memory import peak_rss_mb
 
     started = time.perf_counter()
     if engine == "local":
         summary = predict_photos([photos], models, out, PredictOptions(), progress=False)
-        peaks = {os.getpid(): peak_memory_mb()}
+        peaks = {os.getpid(): peak_rss_mb()}
     else:
         result = predict_cohort([photos], models, out, PredictOptions(), RayPlacement(workers=workers), progress=False)
         summary, peaks = result.summary, result.worker_peak_mb
     return {"seconds": time.perf_counter() - started, "predicted": summary.predicted, "failed": summary.failed,
-            "worker_peak_mb": max(peaks.values()), "driver_peak_mb": peak_memory_mb(), "runtime": summary.runtime}
+            "worker_peak_mb": max(peaks.values()), "driver_peak_mb": peak_rss_mb(), "runtime": summary.runtime}
 
 
 def run_child(engine: str, workers: int, photos: Path, out: Path, models: Path | None) -> dict[str, object]:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +36,7 @@ from funduskit.inference.pipeline import (
     PredictSummary,
     progress_counter,
 )
+from funduskit.runtime.memory import peak_rss_mb
 
 #: What the command says when Ray is missing.
 RAY_MISSING = "the Ray engine needs Ray, an optional extra: pip install 'funduskit[ray]' (or pip install 'ray[data]')"
@@ -93,7 +92,7 @@ class PhotoWorker:
         self.engine.predict_files(paths, self.out_dir)
         failed = [_failed(self.out_dir, path) for path in paths]
         return {"path": batch["path"], "failed": np.asarray(failed, dtype=bool),
-                "pid": np.full(len(paths), os.getpid()), "peak_mb": np.full(len(paths), peak_memory_mb()),
+                "pid": np.full(len(paths), os.getpid()), "peak_mb": np.full(len(paths), peak_rss_mb()),
                 "runtime": np.full(len(paths), self.engine.runtime_text)}
 
 
@@ -102,12 +101,6 @@ def _failed(out_dir: Path, path: Path) -> bool:
 
     result = load_result(out_dir, path.name)
     return result is None or not result.ok
-
-
-def peak_memory_mb() -> float:
-    """This process's peak resident memory in MB (``getrusage``: kilobytes on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import resource
 import sys
 
 #: Blocks this large or larger get their own mapping (glibc's starting value is 128 KiB).
@@ -42,3 +43,10 @@ def return_freed_buffers_to_system(threshold_bytes: int = MMAP_THRESHOLD_BYTES) 
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MB (``getrusage``'s ``ru_maxrss``: kilobytes on
+    Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024

@@ -24,6 +24,7 @@ import numpy as np
 
 from funduskit.core.tasks import TASKS
 from funduskit.runs.layout import CONFIG_FILE, ONNX_FILE
+from funduskit.runtime.memory import peak_rss_mb
 from funduskit.tools.bench.networks import (
     build_ensembles,
     build_network,
@@ -39,7 +40,6 @@ from funduskit.tools.bench.timing import (
     interleaved_seconds,
     matmul_gflops,
     median_seconds,
-    peak_rss_mb,
 )
 
 RESULT_MARK = "FUNDUSKIT_BENCH_RESULT "

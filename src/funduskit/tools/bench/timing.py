@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MB (``ru_maxrss``)."""
-    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kilobytes / 1024 if sys.platform != "darwin" else kilobytes / 2**20
 
 
 def interleaved_seconds(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
