@@ -15,14 +15,20 @@ diameter D so that every camera gets the same degradation:
   uniform grey strips and noise (one strength).
 
 Each photograph's measures (``funduskit.inference.quality.measure_image``, the image measures;
-the disc confidence needs the models and is left out here) are graded with the package's
-thresholds. Printed: per set the share of clean photographs rejected, per degradation and
-strength the share rejected (caught) and the share not graded good.
+the disc confidence needs the models and is left out here) and its content measure
+(``funduskit.inference.fundus_content``: Lite0's ImageNet probability on the fundus classes) are
+graded with the package's thresholds. The fundus classes were ranked on these very photographs, so
+a photograph's content measure here uses the classes ranked *without its own set* (leave one set
+out: DRIVE, CHASE_DB1, Drishti-GS1, RIM-ONE DL, retina()), as a camera the package has never seen
+would get. Printed: per set the share of clean photographs rejected, per degradation and strength
+the share rejected (caught) and the share not graded good; ``--content`` adds the classes ranked
+on every set (the package's ``FUNDUS_CLASSES``) and the content measure's percentiles.
 
 Usage::
 
     python benchmarks/quality.py                   # the table (a few minutes on 2 cores)
     python benchmarks/quality.py --distributions   # each measure's percentiles, clean vs severe
+    python benchmarks/quality.py --content         # the fundus classes and the content measure
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -42,6 +49,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from funduskit.data.io import find_fov, frame_fov, load_image  # noqa: E402
 from funduskit.data.view import detect_view  # noqa: E402
+from funduskit.inference.fundus_content import FUNDUS_CLASSES, FundusContent, fundus_classes  # noqa: E402
 from funduskit.inference.quality import QualityMeasures, grade_measures, measure_image  # noqa: E402
 from funduskit.tools.starter_models import SHARED_DATA_SETS  # noqa: E402
 from funduskit.transforms.degrade import DEGRADATIONS, STRENGTHS  # noqa: E402
@@ -98,9 +106,26 @@ def working_copy(image: np.ndarray) -> tuple[np.ndarray, str, float]:
     return image, view, diameter * scale
 
 
-def measured(image: np.ndarray) -> tuple[QualityMeasures, str]:
+Row = tuple[str, str, str, QualityMeasures, str, np.ndarray]  # (set, degradation, strength, measures, view, ImageNet probabilities)
+
+
+def measured(image: np.ndarray, content: FundusContent) -> tuple[QualityMeasures, str, np.ndarray]:
+    """The image measures, the view and Lite0's (1000,) ImageNet probabilities of a picture."""
     view = detect_view(image).view
-    return measure_image(image, find_fov(image) if view == "whole" else frame_fov(image.shape), view), view
+    measures = measure_image(image, find_fov(image) if view == "whole" else frame_fov(image.shape), view)
+    return measures, view, content.probabilities(image)
+
+
+def with_held_out_content(rows: Sequence[Row]) -> list[Row]:
+    """Each row's measures with its content measure, the fundus classes ranked on the clean and
+    severely degraded photographs of the *other* sets (not-fundus pictures: on all of them)."""
+    fundus = [(set_name, probabilities) for set_name, degradation, strength, _, _, probabilities in rows
+              if degradation != "not fundus" and strength in ("-", "severe")]
+    classes = {held: fundus_classes(np.stack([p for name, p in fundus if name != held]))
+               for held in {name for name, _ in fundus} | {"other"}}
+    return [(set_name, degradation, strength,
+             replace(measures, fundus_likeness=float(probabilities[list(classes[set_name])].sum())), view, probabilities)
+            for set_name, degradation, strength, measures, view, probabilities in rows]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,35 +133,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit", type=int, default=60, help="photographs per set (default 60)")
     parser.add_argument("--distributions", action="store_true", help="print each measure's percentiles")
+    parser.add_argument("--content", action="store_true", help="print the fundus classes and the content measure")
     args = parser.parse_args(argv)
 
-    rows: list[tuple[str, str, str, tuple[QualityMeasures, str]]] = []  # (set, degradation, strength, (measures, view))
+    content = FundusContent()
+    rows: list[Row] = []
     for set_name, _, photo in clean_photographs(args.data, args.limit):
         image, view, diameter = working_copy(photo)
-        rows.append((set_name, "clean", "-", measured(image)))
+        rows.append((set_name, "clean", "-", *measured(image, content)))
         for name, degrade in DEGRADATIONS.items():
             if name == "shift" and view != "whole":
                 continue  # a disc crop has no field of view to move out of the frame
             for k, strength in enumerate(STRENGTHS):
-                rows.append((set_name, name, strength, measured(degrade(image, diameter, k))))
+                rows.append((set_name, name, strength, *measured(degrade(image, diameter, k), content)))
     for name, picture in not_fundus():
-        rows.append(("other", "not fundus", "-", measured(picture)))
+        rows.append(("other", "not fundus", name, *measured(picture, content)))
+    rows = with_held_out_content(rows)
 
     if args.distributions:
         print_distributions(rows)
+    if args.content:
+        print_content(rows)
     print_table(rows)
     return 0
 
 
-def print_table(rows: Sequence[tuple[str, str, str, tuple[QualityMeasures, str]]]) -> None:
+def print_content(rows: Sequence[Row]) -> None:
+    """The classes ranked on every set against the package's, and the content measure by group."""
+    ranked = fundus_classes(np.stack([p for _, d, s, _, _, p in rows if d != "not fundus" and s in ("-", "severe")]))
+    print(f"\nfundus classes ranked on every set: {ranked}")
+    print(f"the package's FUNDUS_CLASSES {'are the same' if ranked == FUNDUS_CLASSES else 'differ'}")
+    print("\ncontent measure (classes ranked without the photograph's own set): min / 1 / 5 / 50 percentiles")
+    for degradation in ("clean", *DEGRADATIONS):
+        values = np.array([m.fundus_likeness for _, d, _, m, _, _ in rows if d == degradation])
+        if len(values):
+            print(f"  {degradation:8s} " + " ".join(f"{v:.3f}" for v in (values.min(), *np.percentile(values, [1, 5, 50]))))
+    print("  not fundus: " + ", ".join(f"{s} {m.fundus_likeness:.3f}" for _, d, s, m, _, _ in rows if d == "not fundus"))
+
+
+def print_table(rows: Sequence[Row]) -> None:
     print(f"\nQuality gate on clean and degraded photographs (CPU flags: {cpu_flags()}; "
           f"{os.cpu_count()} cores)\n")
     print("| photographs | degradation | strength | n | rejected | not good | most common reason |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     groups: dict[tuple[str, str, str], list[tuple[QualityMeasures, str]]] = {}
-    for set_name, degradation, strength, measures in rows:
-        key = (set_name if degradation == "clean" else "all real", degradation, strength)
-        groups.setdefault(key, []).append(measures)
+    for set_name, degradation, strength, measures, view, _ in rows:
+        key = (set_name if degradation == "clean" else "all real", degradation,
+               "-" if degradation == "not fundus" else strength)
+        groups.setdefault(key, []).append((measures, view))
     for (set_name, degradation, strength), items in groups.items():
         grades = [grade_measures(m, view) for m, view in items]
         rejected = sum(g.grade == "reject" for g in grades) / len(grades)
@@ -150,18 +194,18 @@ def print_table(rows: Sequence[tuple[str, str, str, tuple[QualityMeasures, str]]
               f"{100 * not_good:.1f} % | {common} |")
 
 
-def print_distributions(rows: Sequence[tuple[str, str, str, tuple[QualityMeasures, str]]]) -> None:
+def print_distributions(rows: Sequence[Row]) -> None:
     names = [name for name in QualityMeasures.__dataclass_fields__ if name != "disc_confidence"]
     for label, keep in (("clean", lambda d, s: d == "clean"), ("severe", lambda d, s: s == "severe"),
                         ("not fundus", lambda d, s: d == "not fundus")):
         print(f"\n{label}: percentiles 1 / 5 / 50 / 95 / 99")
-        chosen = [m for _, d, s, (m, _) in rows if keep(d, s)]
+        chosen = [m for _, d, s, m, _, _ in rows if keep(d, s)]
         for name in names:
             values = np.array([getattr(m, name) for m in chosen])
             print(f"  {name:14s} " + " ".join(f"{v:8.4f}" for v in np.percentile(values, [1, 5, 50, 95, 99])))
         if label == "severe":
             for degradation in DEGRADATIONS:
-                picked = [m for _, d, s, (m, _) in rows if d == degradation and s == "severe"]
+                picked = [m for _, d, s, m, _, _ in rows if d == degradation and s == "severe"]
                 if picked:
                     print(f"  [{degradation}] " + ", ".join(
                         f"{name} {np.median([getattr(m, name) for m in picked]):.4f}" for name in names))

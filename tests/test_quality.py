@@ -5,6 +5,7 @@ controlled degradations and non-fundus pictures rejected with the right reason; 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -15,17 +16,32 @@ from skimage import data as skimage_data
 from funduskit.cli import main
 from funduskit.data.io import find_fov, frame_fov
 from funduskit.data.view import detect_view
-from funduskit.inference.quality import QualityGrade, grade_measures, measure_image
+from funduskit.inference.fundus_content import FUNDUS_CLASS_COUNT, FundusContent, fundus_classes
+from funduskit.inference.quality import CROP_THRESHOLDS, QUALITY_THRESHOLDS, QualityGrade, grade_measures, measure_image
 from funduskit.transforms.degrade import DEGRADATIONS
 from tests.test_predict import make_run
 
 RETINA = skimage_data.retina()[..., :3]
 
 
-def graded(image: np.ndarray) -> QualityGrade:
+def graded(image: np.ndarray, content: FundusContent | None = None) -> QualityGrade:
+    """The gate's grade of a picture from its image measures (and its content measure, given ``content``)."""
     view = detect_view(image).view
-    return grade_measures(measure_image(image, find_fov(image) if view == "whole" else frame_fov(image.shape), view),
-                          view)
+    measures = measure_image(image, find_fov(image) if view == "whole" else frame_fov(image.shape), view)
+    if content is not None:
+        measures = replace(measures, fundus_likeness=content.likeness(image))
+    return grade_measures(measures, view)
+
+
+@pytest.fixture(scope="module")
+def content() -> FundusContent:
+    """The content measure with the registry's ImageNet Lite0 weights (a funduskit dependency)."""
+    return FundusContent()
+
+
+def disc_crop_of_retina() -> np.ndarray:
+    """A 400 x 400 disc-centred crop of retina() (its disc is near x 255, y 657 at full size)."""
+    return np.ascontiguousarray(RETINA[457:857, 55:455])
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +74,45 @@ def test_focus_falls_with_the_blur_and_a_mild_blur_is_not_rejected(retina: tuple
     sharpness = [result.measures.sharpness for result in results]
     assert sharpness == sorted(sharpness, reverse=True) and sharpness[0] > 3 * sharpness[-1]
     assert results[1].grade != "reject"
+
+
+def test_a_blurred_disc_crop_is_rejected_and_the_sharp_one_is_not() -> None:
+    """Crops are softer than whole photographs: the focus measure (fine over coarse detail)
+    still tells a severely blurred crop (sigma 6 D / 512) from the sharp one."""
+    crop = disc_crop_of_retina()
+    assert detect_view(crop).view == "disc"
+    sharp, blurred = graded(crop), graded(DEGRADATIONS["blur"](crop, 400.0, 2))
+    assert sharp.grade != "reject", sharp.reasons
+    assert blurred.grade == "reject" and "out of focus" in blurred.reasons
+    assert blurred.measures.sharpness < CROP_THRESHOLDS["sharpness"].reject_below < sharp.measures.sharpness
+
+
+def test_the_content_measure_passes_fundus_photographs_and_rejects_a_cat_and_a_cup_of_coffee(
+        content: FundusContent) -> None:
+    """The two pictures whose colour and contrast pass the image measures are rejected by content;
+    retina(), whole (any size) or cropped round its disc, is not."""
+    limit = QUALITY_THRESHOLDS["fundus_likeness"]
+    for picture in (RETINA, cv2.resize(RETINA, (300, 300), interpolation=cv2.INTER_AREA), disc_crop_of_retina()):
+        result = graded(picture, content)
+        assert result.measures.fundus_likeness > limit.usable_below and result.grade == "good", result.reasons
+    for name in ("chelsea", "coffee"):
+        picture = getattr(skimage_data, name)()
+        without_content = graded(picture)
+        assert without_content.grade != "reject"  # what the image measures alone made of it
+        result = graded(picture, content)
+        assert result.measures.fundus_likeness < limit.reject_below
+        assert result.grade == "reject" and "not a fundus photograph (content)" in result.reasons
+
+
+def test_fundus_classes_are_the_classes_with_the_most_probability() -> None:
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.full(1000, 0.1), size=50)
+    probabilities[:, [3, 500, 999]] += 1.0
+    classes = fundus_classes(probabilities)
+    assert len(classes) == FUNDUS_CLASS_COUNT and classes == tuple(sorted(classes))
+    assert {3, 500, 999} <= set(classes)
+    mean = probabilities.mean(axis=0)
+    assert min(mean[list(classes)]) >= max(np.delete(mean, list(classes)))
 
 
 @pytest.mark.parametrize("name", ["grey strip", "astronaut", "camera", "noise", "black"])
@@ -94,6 +149,7 @@ def test_predict_withholds_the_answers_of_a_rejected_photograph(tmp_path: Path) 
     assert main(["predict", str(photos), "--models", str(models), "--out", str(out), "--quiet", "--no-starter"]) == 0
     records = {r["image_id"]: r for r in json.loads((out / "results.json").read_text())}
     assert records["clean.jpg"]["quality"] in ("good", "usable") and records["clean.jpg"]["glaucoma_probability"] is not None
+    assert records["clean.jpg"]["quality_measures"]["fundus_likeness"] > 0.04  # the content measure took part
     for name, reason in (("blurred.jpg", "out of focus"), ("strip.png", "not a fundus photograph")):
         assert records[name]["quality"] == "reject" and reason in records[name]["quality_reasons"]
         assert records[name]["glaucoma_probability"] is None and records[name]["vcdr"] is None

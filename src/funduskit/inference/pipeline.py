@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -72,7 +73,8 @@ from funduskit.inference.predictor import (
     PreparedInputs,
     load_network,
 )
-from funduskit.inference.quality import GRADES, grade_photograph
+from funduskit.inference.fundus_content import FundusContent
+from funduskit.inference.quality import GRADES, QUALITY_VERSION, grade_photograph
 from funduskit.inference.report import (
     REPORT_FILE,
     render_overlay,
@@ -307,11 +309,13 @@ class PredictEngine:
             "save_probabilities": options.save_probabilities, "probability_side": options.probability_side,
             **({"view": options.view} if options.view != "auto" else {}),
             "quality": options.quality,  # (records before the quality gate carry no grade: predicted again)
+            "quality_version": QUALITY_VERSION,
             **({"backend": self.backend} if self.backend != "torch" else {}),
             **({"export_precision": self.export_precision} if "openvino" in self.backend else {}),
         })
         self.runtime_text = runtime_text(self.runtime, self.backend, self.export_precision)
         self._predictor: Predictor | None = None
+        self._content: FundusContent | None = None
 
     @property
     def loaded(self) -> bool:
@@ -326,6 +330,7 @@ class PredictEngine:
             self._predictor = Predictor.from_runs(self.models.runs, self.runtime, self.models.thresholds,
                                                   tta=self.options.tta,
                                                   loader=_network_loader(self.backend, self.export_precision))
+            self._content = load_fundus_content()
         return self._predictor
 
     def predict(self, inputs: Sequence[str | Path], out_dir: str | Path, *, progress: bool = True) -> PredictSummary:
@@ -364,7 +369,7 @@ class PredictEngine:
         """Predict ``files`` (photographs, not yet done) and write each one's outputs and record
         into ``out_dir``; ``advance(n)`` after each batch of ``n``. Returns how many could not be read."""
         predictor = self.load()
-        writer = _Writer(out_dir, self.settings_key, self.options)
+        writer = _Writer(out_dir, self.settings_key, self.options, self._content)
         batch_size = self.options.batch_size or default_batch_size(self.runtime.device)
         failed = 0
         for batch in _prefetched_batches(files, batch_size, predictor.prepare, self.options.view):
@@ -591,10 +596,11 @@ def _is_done(out_dir: Path, file: Path, settings_key: str) -> bool:
 class _Writer:
     """Writes each photograph's files, then its record."""
 
-    def __init__(self, out_dir: Path, settings_key: str, options: PredictOptions):
+    def __init__(self, out_dir: Path, settings_key: str, options: PredictOptions, content: FundusContent | None):
         self.out_dir = out_dir
         self.settings_key = settings_key
         self.options = options
+        self.content = content  # the quality gate's content measure (None: graded without it)
 
     def write_batch(self, batch: LoadedBatch, predictor: Predictor) -> int:
         """Predict the readable photographs of a batch, record all; returns how many failed."""
@@ -629,7 +635,8 @@ class _Writer:
         assert image is not None and loaded.fov is not None
         stem = image_stem(file.name)
         disc = disc_of(prediction.mask)
-        quality = grade_photograph(image, loaded.fov, prediction.view, prediction.disc_probability, disc)
+        likeness = self.content.likeness(image) if self.content is not None else None
+        quality = grade_photograph(image, loaded.fov, prediction.view, prediction.disc_probability, disc, likeness)
         answered_all = quality.grade != "reject" or self.options.quality == "off"
         if answered_all:
             write_submission(Submission(segmentation={stem: prediction.mask}), self.out_dir)
@@ -690,6 +697,16 @@ class _Writer:
             buffer = io.BytesIO()
             np.save(buffer, array)
             atomic_write_bytes(probability_path(self.out_dir, stem, part), buffer.getvalue())
+
+
+def load_fundus_content() -> FundusContent | None:
+    """The quality gate's content measure (:mod:`funduskit.inference.fundus_content`), or None with a
+    warning where its ImageNet weights are not installed (the gate then grades without it)."""
+    try:
+        return FundusContent()
+    except FunduskitError as error:
+        warnings.warn(f"the quality gate grades without its content measure: {error}", stacklevel=2)
+        return None
 
 
 def write_vessel_map(path: Path, probability: np.ndarray) -> None:

@@ -5,9 +5,12 @@ reasons and the measures behind it (:class:`QualityMeasures`):
 
 - ``fov_coverage``: the share of the frame inside the field of view (whole photographs; a disc
   crop is retina to its edges, 1);
-- ``sharpness``: focus: the standard deviation of the Laplacian of the green channel, the field of
-  view brought to :data:`ANALYSIS_SIDE` pixels first (so that cameras of any resolution compare),
-  over the standard deviation of the green channel itself (so that contrast does not pass for focus);
+- ``sharpness``: focus: the fine detail of the green channel over its coarse structure, the field
+  of view brought to :data:`ANALYSIS_SIDE` pixels first (so that cameras of any resolution
+  compare): the standard deviation of a band-pass of fine scales (Gaussian sigma 1 minus sigma 2
+  pixels) over that of coarse scales (sigma 4 minus 8), :func:`focus_ratio`. A ratio of two
+  bands does not move with contrast or brightness, and the fine band starts above the pixel
+  scale, so that the 8-bit rounding noise left on a blurred photograph does not pass for detail;
 - ``brightness``: the mean luminance inside the field of view, 0..1;
 - ``contrast``: the standard deviation of the green channel inside the field of view, 0..1;
 - ``glare``: the share of field-of-view pixels with every channel over :data:`GLARE_LEVEL`;
@@ -15,6 +18,9 @@ reasons and the measures behind it (:class:`QualityMeasures`):
   (fundus photographs are red-orange: little blue; grey or blue-ish pictures are not fundus
   photographs);
 - ``aspect``: the longer side over the shorter;
+- ``fundus_likeness``: does it look like a fundus photograph at all: the probability ImageNet's
+  EfficientNet-Lite0 puts on the classes under which it files fundus photographs
+  (:mod:`funduskit.inference.fundus_content`; None where not measured);
 - ``disc_confidence``: after prediction, the mean disc probability inside the predicted disc (0
   when no disc was found).
 
@@ -34,6 +40,8 @@ import numpy as np
 
 from funduskit.data.io import FieldOfView
 
+#: Changes when the measures or their limits change, so that earlier records are graded again.
+QUALITY_VERSION = 2
 Grade = Literal["good", "usable", "reject"]
 GRADES: tuple[Grade, ...] = ("good", "usable", "reject")
 #: Side (pixels) the field of view is brought to before the focus measure.
@@ -60,6 +68,7 @@ class QualityMeasures:
     aspect: float
     fov_inside: float = 1.0
     red_share: float = 0.0
+    fundus_likeness: float | None = None
     disc_confidence: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
@@ -107,15 +116,16 @@ QUALITY_THRESHOLDS: dict[str, Bound] = {
     "contrast": Bound(reason_low="no contrast", reason_high=f"{NOT_FUNDUS} (contrast)", reject_below=0.015,
                       usable_below=0.025, usable_above=0.22, reject_above=0.26),
     "glare": Bound(reason_high="glare", usable_above=0.01, reject_above=0.15),
-    "sharpness": Bound(reason_low="out of focus", reason_high=f"{NOT_FUNDUS} (noise)", reject_below=0.24,
-                       usable_below=0.35, usable_above=3.2, reject_above=5.0),
+    "sharpness": Bound(reason_low="out of focus", reason_high=f"{NOT_FUNDUS} (noise)", reject_below=0.2,
+                       usable_below=0.33, usable_above=1.2, reject_above=1.6),
+    "fundus_likeness": Bound(reason_low=f"{NOT_FUNDUS} (content)", reject_below=0.02, usable_below=0.04),
     "disc_confidence": Bound(reason_low="optic disc not visible", reject_below=0.5, usable_below=0.7),
 }
 #: Disc crops differ in focus only: they are smaller and softer than whole photographs.
 CROP_THRESHOLDS: dict[str, Bound] = {
     **QUALITY_THRESHOLDS,
-    "sharpness": Bound(reason_low="out of focus", reason_high=f"{NOT_FUNDUS} (noise)", reject_below=0.16,
-                       usable_below=0.2, usable_above=3.2, reject_above=5.0),
+    "sharpness": Bound(reason_low="out of focus", reason_high=f"{NOT_FUNDUS} (noise)", reject_below=0.185,
+                       usable_below=0.2, usable_above=1.2, reject_above=1.6),
 }
 
 
@@ -154,11 +164,10 @@ def measure_image(image: np.ndarray, fov: FieldOfView, view: str = "whole") -> Q
     red, green, blue = (pixels[..., k][inside] for k in range(3))
     luminance = 0.299 * red + 0.587 * green + 0.114 * blue
     green_std = float(green.std())
-    laplacian = cv2.Laplacian(pixels[..., 1], cv2.CV_32F, ksize=3)[inside]
     total = float(red.mean() + green.mean() + blue.mean())
     return QualityMeasures(
         fov_coverage=coverage,
-        sharpness=float(laplacian.std() / green_std) if green_std > 1e-4 else 0.0,
+        sharpness=focus_ratio(pixels[..., 1], inside),
         brightness=float(luminance.mean()),
         contrast=green_std,
         glare=float(((red > GLARE_LEVEL) & (green > GLARE_LEVEL) & (blue > GLARE_LEVEL)).mean()),
@@ -168,6 +177,24 @@ def measure_image(image: np.ndarray, fov: FieldOfView, view: str = "whole") -> Q
         red_share=float(red.mean() / total) if total > 1e-4 else 0.0,
         aspect=aspect,
     )
+
+
+#: The Gaussian sigmas (pixels at ANALYSIS_SIDE) of the fine and the coarse band of :func:`focus_ratio`.
+FINE_BAND = (1.0, 2.0)
+COARSE_BAND = (4.0, 8.0)
+
+
+def focus_ratio(channel: np.ndarray, inside: np.ndarray) -> float:
+    """Fine over coarse detail of an (H, W) float channel inside the (H, W) bool mask.
+
+    The standard deviation of the difference of Gaussians of :data:`FINE_BAND` over that of
+    :data:`COARSE_BAND`: about 0.2-0.7 for focused fundus photographs, under 0.17 once out of focus
+    by a few pixels, well over 1 for noise. 0 for a flat channel.
+    """
+    blurred = {sigma: cv2.GaussianBlur(channel, (0, 0), sigma) for sigma in (*FINE_BAND, *COARSE_BAND)}
+    fine = float((blurred[FINE_BAND[0]] - blurred[FINE_BAND[1]])[inside].std())
+    coarse = float((blurred[COARSE_BAND[0]] - blurred[COARSE_BAND[1]])[inside].std())
+    return fine / coarse if coarse > 1e-5 else 0.0
 
 
 def disc_confidence(disc_probability: np.ndarray, disc: np.ndarray) -> float:
@@ -197,10 +224,12 @@ def grade_measures(measures: QualityMeasures, view: str = "whole",
 
 
 def grade_photograph(image: np.ndarray, fov: FieldOfView, view: str,
-                     disc_probability: np.ndarray | None = None, disc: np.ndarray | None = None) -> QualityGrade:
+                     disc_probability: np.ndarray | None = None, disc: np.ndarray | None = None,
+                     fundus_likeness: float | None = None) -> QualityGrade:
     """Measure and grade one photograph; with its predicted disc (probability map and mask at the
-    photograph's size) the disc confidence takes part."""
-    measures = measure_image(image, fov, view)
+    photograph's size) the disc confidence takes part, with its ``fundus_likeness``
+    (:meth:`funduskit.inference.fundus_content.FundusContent.likeness`) the content."""
+    measures = replace(measure_image(image, fov, view), fundus_likeness=fundus_likeness)
     if disc_probability is not None and disc is not None:
         measures = replace(measures, disc_confidence=disc_confidence(disc_probability, disc))
     return grade_measures(measures, view)
