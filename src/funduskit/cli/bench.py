@@ -19,11 +19,11 @@ from funduskit.tools.bench.options import MODES, BenchOptions
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "bench",
-        help="inference speed table: baseline vs optimised torch vs ONNX Runtime",
+        help="inference speed table: baseline vs optimised torch vs ONNX Runtime vs OpenVINO, and the targets",
         description=(
             "Time every network and the whole prediction pipeline (single model and the report's full "
             "ensemble) at the paper preset's sizes on this machine: eager fp32 baseline, the optimised "
-            "predictor, and ONNX Runtime, in the same run; FLOPs and the fraction of the measured matmul "
+            "predictor, ONNX Runtime and OpenVINO, in the same run; FLOPs and the fraction of the measured matmul "
             "peak; peak memory; agreement with the baseline. Prints tables, writes JSON with --out."
         ),
     )

@@ -30,6 +30,12 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, check, lambda: False)()) for check in checks)
 
 
+def cpu_kind() -> str:
+    """The CPU kind whose fastest path and targets differ: ``"avx512-bf16"`` where bf16 is native
+    (AVX-512 BF16 / AMX, which come with VNNI), else ``"avx2"``."""
+    return "avx512-bf16" if cpu_has_native_bf16() else "avx2"
+
+
 @dataclass(frozen=True)
 class Runtime:
     """The resolved runtime of a run (what :func:`resolve_runtime` decided)."""

@@ -61,12 +61,12 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "options": ["CAMERA_SIZES", "MODES", "NETWORK_TASKS", "REPORT_ENSEMBLE", "SINGLE_MODEL", "TARGETS",
+        "options": ["CAMERA_SIZES", "EXPORTED_MODES", "MODES", "NETWORK_TASKS", "REPORT_ENSEMBLE", "SINGLE_MODEL", "TARGETS_BY_KIND",
                     "TINY_KWARGS", "BenchOptions"],
         "networks": ["CONFIDENT_SCALE", "CONFIDENT_SPREAD", "FOREGROUND", "build_ensembles", "build_network",
                      "make_confident", "make_runtime", "member_config", "precision_of", "prepare_for_mode",
                      "synthetic_photo", "task_config"],
-        "timing": ["interleaved_seconds", "machine_description", "matmul_gflops", "median_seconds"],
+        "timing": ["SPEED_FLAGS", "cpu_flags", "interleaved_seconds", "machine_description", "matmul_gflops", "median_seconds"],
         "jobs": ["RESULT_MARK", "job_command", "job_machine", "job_network", "job_pipeline", "job_stream",
                  "options_from_dict", "options_to_dict", "run_job"],
         "runner": ["check_targets", "run_benchmark"],

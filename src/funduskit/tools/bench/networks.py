@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from funduskit.core.tasks import TASKS
-from funduskit.tools.bench.options import CAMERA_SIZES, MODES, TINY_KWARGS, BenchOptions
+from funduskit.tools.bench.options import CAMERA_SIZES, EXPORTED_MODES, MODES, TINY_KWARGS, BenchOptions
 
 #: Scale of the untrained classifier's last layer (confident probabilities, as a trained one's).
 CONFIDENT_SCALE = 16.0
@@ -116,13 +116,18 @@ def prepare_for_mode(network, mode: str, runtime, onnx_path: Path | None = None,
         from funduskit.runtime.optimise import optimise_for_inference
 
         return optimise_for_inference(network, runtime)
-    if mode == "onnx":
-        from funduskit.inference.onnx_backend import OnnxNetwork
+    if mode in EXPORTED_MODES:
         from funduskit.tools.export import export_network
 
         assert onnx_path is not None
         if not onnx_path.is_file():
             export_network(network, onnx_path, input_size=input_size)
+        if mode == "openvino":  # fp32, as `funduskit predict --backend openvino` runs by default
+            from funduskit.inference.openvino_backend import OpenVinoNetwork
+
+            return OpenVinoNetwork(onnx_path, threads=runtime.threads, precision="fp32").eval()
+        from funduskit.inference.onnx_backend import OnnxNetwork
+
         return OnnxNetwork(onnx_path, threads=runtime.threads).eval()
     raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
 
@@ -139,7 +144,7 @@ def build_ensembles(options: BenchOptions, counts: dict[str, int], mode: str, ru
 
     ensembles: dict[str, list[Member]] = {}
     for task in TASKS:
-        exported = mode == "onnx" and (work / f"{task}.onnx").is_file()
+        exported = mode in EXPORTED_MODES and (work / f"{task}.onnx").is_file()
         base = None if exported else build_network(task, options)  # as `predict --backend onnx`: no torch model
         members = []
         for index in range(counts[task]):

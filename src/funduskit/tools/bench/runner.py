@@ -14,8 +14,9 @@ import numpy as np
 from funduskit.tools.bench.jobs import options_to_dict, run_job
 from funduskit.tools.bench.options import (
     NETWORK_TASKS,
+    REPORT_ENSEMBLE,
     SINGLE_MODEL,
-    TARGETS,
+    TARGETS_BY_KIND,
     BenchOptions,
 )
 from funduskit.tools.bench.timing import machine_description
@@ -112,34 +113,51 @@ def _add_speedups(result: dict[str, Any]) -> None:
 
 
 def check_targets(result: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets, each with the measured figure and whether it is met (best mode)."""
+    """Issue 16's targets for this machine's CPU kind (``result["machine"]["kind"]``,
+    :data:`TARGETS_BY_KIND`), each with the measured figure, the mode that gave it (the fastest
+    that is not the baseline) and whether it is met. A target nothing here measures is listed,
+    not met, with the reason (the fast ensemble)."""
+    kind = result["machine"].get("kind", "avx2")
+    bars = TARGETS_BY_KIND[kind]
+
     def best(name: str) -> dict[str, Any] | None:
         rows = [r for r in result["pipelines"] if r["pipeline"] == name and r["mode"] != "baseline"
                 and r.get("seconds_per_photo")]
         return min(rows, key=lambda r: r["seconds_per_photo"]) if rows else None
 
+    def seconds(value: float) -> str:
+        return f"{value:g} s per photo"
+
     single, ensemble = best("single model"), best("report ensemble")
     targets: dict[str, Any] = {}
     if single:
-        targets["single-model pipeline >= 5x the baseline"] = {
+        targets[f"single-model pipeline >= {bars['pipeline_speedup']:g}x the baseline"] = {
             "mode": single["mode"], "value": single.get("speedup"),
-            "met": bool(single.get("speedup") and single["speedup"] >= TARGETS["pipeline_speedup"])}
-        targets["single-model pipeline < 1 s per photo"] = {
+            "met": bool(single.get("speedup") and single["speedup"] >= bars["pipeline_speedup"])}
+        targets[f"single-model pipeline < {seconds(bars['pipeline_seconds'])}"] = {
             "mode": single["mode"], "value": single["seconds_per_photo"],
-            "met": single["seconds_per_photo"] < TARGETS["pipeline_seconds"]}
-    if ensemble:
-        targets["report ensemble < 6 s per photo"] = {
+            "met": single["seconds_per_photo"] < bars["pipeline_seconds"]}
+    if ensemble and ensemble["members"] == REPORT_ENSEMBLE:
+        targets[f"report ensemble < {seconds(bars['ensemble_seconds'])}"] = {
             "mode": ensemble["mode"], "value": ensemble["seconds_per_photo"],
-            "met": ensemble["seconds_per_photo"] < TARGETS["ensemble_seconds"]}
+            "met": ensemble["seconds_per_photo"] < bars["ensemble_seconds"]}
+    elif ensemble:  # --quick or --ensemble: a smaller ensemble says nothing of the report's
+        members = "/".join(str(ensemble["members"][task]) for task in ("glaucoma", "disc", "cup", "fovea"))
+        targets[f"report ensemble < {seconds(bars['ensemble_seconds'])}"] = {
+            "value": None, "met": False,
+            "why": f"not measured: the ensemble run was {members}, not the report's 8/4/2/10 (--ensemble 8,4,2,10)"}
+    targets[f"fast ensemble < {seconds(bars['fast_ensemble_seconds'])}"] = {
+        "value": None, "met": False, "why": "not measured: funduskit has no fast ensemble yet"}
+    memory_bar = f"< {bars['ensemble_memory_mb'] / 1000:g} GB"
     commands = [row for row in result.get("predict_command", []) if "peak_rss_mb" in row]
     if commands:  # the real command, at its default batch
         peak = max(row["peak_rss_mb"] for row in commands)
-        targets["report ensemble peak memory < 3 GB (funduskit predict)"] = {
-            "mode": "onnx", "value": peak, "met": peak < TARGETS["ensemble_memory_mb"]}
+        targets[f"report ensemble peak memory {memory_bar} (funduskit predict)"] = {
+            "mode": "onnx", "value": peak, "met": peak < bars["ensemble_memory_mb"]}
     elif ensemble:  # no ONNX Runtime here: the predictor at batch 1, the command's default on CPU
         peak = ensemble.get("peak_rss_mb_batch_1")
-        targets["report ensemble peak memory < 3 GB (pipeline, batch 1)"] = {
-            "mode": ensemble["mode"], "value": peak, "met": bool(peak and peak < TARGETS["ensemble_memory_mb"])}
+        targets[f"report ensemble peak memory {memory_bar} (pipeline, batch 1)"] = {
+            "mode": ensemble["mode"], "value": peak, "met": bool(peak and peak < bars["ensemble_memory_mb"])}
     if len(commands) >= 2:
         targets["report ensemble memory flat in the number of photos (funduskit predict)"] = {
             "value": {str(row["photos"]): row["peak_rss_mb"] for row in commands},

@@ -68,12 +68,14 @@ def render(result: dict[str, Any]) -> list[Any]:
             continue
         command.add_row(str(row["photos"]), _number(row["seconds"], 1), _number(row["seconds_per_photo"]),
                         _number(row["peak_rss_mb"], 0))
-    targets = Table(title="Targets", title_justify="left")
+    targets = Table(title=f"Targets of issue 16 for this CPU kind ({machine.get('kind', '?')}: {machine.get('cpu_flags', '?')})",
+                    title_justify="left")
     for column in ("target", "measured", "met"):
         targets.add_column(column)
     for name, target in result.get("targets", {}).items():
         value = target["value"]
         shown = ", ".join(f"{k} photos: {v:.0f} MB" for k, v in value.items()) if isinstance(value, dict) else _number(value)
+        shown = target.get("why", shown)
         targets.add_row(name + (f" ({target['mode']})" if "mode" in target else ""), shown,
                         "[green]yes" if target["met"] else "[red]no")
     return [networks, pipelines, command, targets]

@@ -11,6 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+#: The /proc/cpuinfo flags that change the fastest path and the precision ``auto`` picks.
+SPEED_FLAGS: tuple[str, ...] = ("avx512_bf16", "avx512_vnni", "amx_bf16")
+
+
+def cpu_flags() -> str:
+    """``"amx_bf16, avx512_bf16, avx512_vnni"``, or the words for an AVX2-only CPU: what every
+    benchmark prints beside its figures."""
+    info = Path("/proc/cpuinfo")
+    text = info.read_text() if info.exists() else ""
+    words = set(text.split())
+    flags = sorted(flag for flag in SPEED_FLAGS if flag in words)
+    return ", ".join(flags) or "AVX2 only (no avx512_bf16 / avx512_vnni / amx)"
+
 
 def interleaved_seconds(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median seconds of each function, timed in turns (one call of each per round), so that load
@@ -54,7 +67,7 @@ def machine_description(threads: int) -> dict[str, Any]:
     import torch
 
     from funduskit import __version__
-    from funduskit.runtime.device import cpu_has_native_bf16
+    from funduskit.runtime.device import cpu_has_native_bf16, cpu_kind
     from funduskit.runtime.optimise import winograd_available
 
     model = platform.processor() or "unknown"
@@ -72,9 +85,17 @@ def machine_description(threads: int) -> dict[str, Any]:
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
+    try:
+        import openvino
+
+        openvino_version = openvino.__version__
+    except ImportError:
+        openvino_version = None
     return {
         "cpu": model, "cores": os.cpu_count(), "threads": threads, "platform": platform.platform(),
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": ort_version,
         "funduskit": __version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "avx512": " avx512f" in flags, "native_bf16": cpu_has_native_bf16(), "nnpack_winograd": winograd_available(),
+        "kind": cpu_kind(), "cpu_flags": cpu_flags(),
+        "openvino": openvino_version,
     }
