@@ -90,6 +90,8 @@ ROWS: tuple[Row, ...] = (
         ("--epochs", "60"), "vessel", preset="cpu", metrics=("auc", "dice")),
     Row("vessel-drive", "vessel", ("drive",), "real: U-Net 16 at 576 px (DRIVE's own size), GAN + Dice",
         (), "vessel", metrics=("auc", "dice")),
+    Row("vessel-drive-clahe", "vessel", ("drive",), "real, CLAHE on the lightness before standardising",
+        ("--set", "data.preprocessing=clahe"), "vessel", metrics=("auc", "dice")),
     Row("vessel-drive+chase", "vessel", ("drive", "chase"),
         "real, DRIVE + CHASE_DB1 together, 20 epochs (as many steps as 40 on DRIVE alone)",
         starter_by_row("vessel-drive+chase").arguments, "vessel", metrics=("auc_drive", "dice_drive", "auc_chase", "dice_chase")),

@@ -103,7 +103,7 @@ def test_standardize_inside_the_fov_ignores_the_black_border() -> None:
 
 
 def test_preprocessings_registry() -> None:
-    assert set(PREPROCESSINGS) == {"normalize", "zero_local_mean", "standardize", "lite"}
+    assert set(PREPROCESSINGS) == {"normalize", "zero_local_mean", "standardize", "lite", "clahe"}
     image = _photo()
     for name in PREPROCESSINGS:
         result = preprocess(image, name)
@@ -112,8 +112,29 @@ def test_preprocessings_registry() -> None:
     np.testing.assert_allclose(zlm, 128 / 255, rtol=1e-6)
     lite = preprocess(np.array([[[0, 127, 255]]], np.uint8), "lite")
     np.testing.assert_allclose(lite, [[[-127 / 128, 0.0, 1.0]]], rtol=1e-6)  # the Lite originals' (x - 127) / 128
-    with pytest.raises(ValueError, match="unknown preprocessing 'clahe'"):
-        preprocess(image, "clahe")
+    with pytest.raises(ValueError, match="unknown preprocessing 'histogram'"):
+        preprocess(image, "histogram")
+
+
+def test_clahe_raises_the_fine_detail_of_a_real_photograph() -> None:
+    """On a real photograph (``skimage.data.retina``, at the vessel network's 576 px) CLAHE +
+    standardisation gives the green channel's fine detail (the vessels: the absolute difference to
+    a 3 px Gaussian blur, inside the field of view) at least 1.5x what plain standardisation gives
+    (1.8x measured), and the output stays standardised per channel."""
+    from skimage.data import retina
+
+    photo = Geometry.for_image(retina(), 576).to_network(retina())
+    plain, equalised = standardize(photo), preprocess(photo, "clahe")
+    assert equalised.dtype == np.float32 and equalised.shape == photo.shape
+    np.testing.assert_allclose(equalised.reshape(-1, 3).mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(equalised.reshape(-1, 3).std(axis=0), 1, rtol=1e-3)
+    inside = photo.sum(axis=2) > 30
+
+    def detail(x: np.ndarray) -> float:
+        green = np.ascontiguousarray(x[..., 1])
+        return float(np.abs(green - cv2.GaussianBlur(green, (0, 0), 3))[inside].mean())
+
+    assert detail(equalised) > 1.5 * detail(plain)
 
 
 # --------------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ class DataConfig:
 
     Attributes:
         input_size: side of the square network input, pixels.
-        preprocessing: ``"standardize"``, ``"normalize"``, ``"zero_local_mean"`` or ``"lite"``.
+        preprocessing: ``"standardize"``, ``"normalize"``, ``"zero_local_mean"``, ``"lite"`` or ``"clahe"``.
         augmentation: strength passed to ``funduskit.transforms.augment.build_augmentation``
             (``"none"`` disables augmentation).
         split: ``"stratified"`` or ``"refuge2-report"`` (``funduskit.training.splits``).
