@@ -43,17 +43,27 @@ def latency(core, model, inputs: Sequence[np.ndarray], seconds: float, threads: 
     return (time.perf_counter() - start) / count
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="timing per network and precision")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+def nncf_and_openvino():  # noqa: ANN201 - (module, module) or None
+    """``(nncf, openvino)``, or None after printing why the benchmark is skipped (NNCF is not a
+    funduskit dependency)."""
     try:
         import nncf
         import openvino as ov
     except ImportError as error:
         print(f"skipped: {error.name} is not installed (pip install nncf)")
+        return None
+    return nncf, ov
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing per network and precision")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    modules = nncf_and_openvino()
+    if modules is None:
         return 0
+    nncf, ov = modules
     core = ov.Core()
     print(f"\nOpenVINO {ov.__version__}, NNCF {nncf.__version__}; CPU flags: {cpu_flags()}; {os.cpu_count()} cores, "
           f"{args.threads} threads\n")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from backends import LIMITS
+from int8 import nncf_and_openvino
 from machine import cpu_flags
 
 #: recipe -> (NNCF preset name, keep the first and last layer in fp32)
@@ -127,12 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--evaluate", type=int, default=5, help="compared photographs per set")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    try:
-        import nncf
-        import openvino as ov
-    except ImportError as error:
-        print(f"skipped: {error.name} is not installed (pip install nncf)")
+    modules = nncf_and_openvino()
+    if modules is None:
         return 0
+    nncf, ov = modules
     if not (args.data / "drishti-gs1").is_dir():
         print(f"skipped: {args.data} holds no shared real sets (research-use data is never bundled)")
         return 0
