@@ -89,9 +89,11 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
 
 
-def agreement(reference: Path, other: Path) -> dict[str, list[float]]:
-    """Per-photograph differences between two output folders (answered photographs of both)."""
-    found: dict[str, list[float]] = {"disc": [], "cup": [], "vcdr": [], "fovea_px": [], "probability": []}
+def photo_differences(reference: Path, other: Path) -> list[dict[str, object]]:
+    """Per answered photograph of both output folders: its name, disc and cup Dice between the two
+    submission masks, vCDR difference, fovea distance (pixels and fraction of the photograph's width)
+    and both glaucoma probabilities (None where either folder has no such answer)."""
+    found: list[dict[str, object]] = []
     for record_path in sorted((reference / "results").glob("*.json")):
         first = json.loads(record_path.read_text())
         second = json.loads((other / "results" / record_path.name).read_text())
@@ -99,15 +101,27 @@ def agreement(reference: Path, other: Path) -> dict[str, list[float]]:
             continue
         mask_a = cv2.imread(str(reference / first["mask_file"]), cv2.IMREAD_GRAYSCALE)
         mask_b = cv2.imread(str(other / second["mask_file"]), cv2.IMREAD_GRAYSCALE)
-        found["disc"].append(dice(mask_a < 255, mask_b < 255))
-        found["cup"].append(dice(mask_a == 0, mask_b == 0))
+        row: dict[str, object] = {"name": record_path.stem, "disc": dice(mask_a < 255, mask_b < 255),
+                                  "cup": dice(mask_a == 0, mask_b == 0), "vcdr": None, "fovea_px": None,
+                                  "fovea_fraction": None, "probabilities": None}
         if first["vcdr"] is not None and second["vcdr"] is not None:
-            found["vcdr"].append(abs(first["vcdr"] - second["vcdr"]))
+            row["vcdr"] = abs(first["vcdr"] - second["vcdr"])
         if first["fovea_x"] is not None and second["fovea_x"] is not None:
-            found["fovea_px"].append(float(np.hypot(first["fovea_x"] - second["fovea_x"],
-                                                    first["fovea_y"] - second["fovea_y"])))
+            distance = float(np.hypot(first["fovea_x"] - second["fovea_x"], first["fovea_y"] - second["fovea_y"]))
+            row.update(fovea_px=distance, fovea_fraction=distance / first["width"])
         if first["glaucoma_probability"] is not None and second["glaucoma_probability"] is not None:
-            found["probability"].append(abs(first["glaucoma_probability"] - second["glaucoma_probability"]))
+            row["probabilities"] = (first["glaucoma_probability"], second["glaucoma_probability"])
+        found.append(row)
+    return found
+
+
+def agreement(reference: Path, other: Path) -> dict[str, list[float]]:
+    """Per-photograph differences between two output folders (answered photographs of both), by measure."""
+    rows = photo_differences(reference, other)
+    found: dict[str, list[float]] = {key: [float(row[key]) for row in rows if row[key] is not None]
+                                     for key in ("disc", "cup", "vcdr", "fovea_px")}
+    found["probability"] = [abs(row["probabilities"][0] - row["probabilities"][1])
+                            for row in rows if row["probabilities"] is not None]
     return found
 
 

@@ -180,7 +180,12 @@ def test_bench_quick_writes_the_result_document(tmp_path: Path) -> None:
         assert row["mode"] == "baseline" or row["max_probability_difference"] < PROBABILITY_TOLERANCE[row["precision"]]
     pipelines = {(row["pipeline"], row["mode"]): row for row in result["pipelines"]}
     assert set(pipelines) == {(name, mode) for name in ("single model", "report ensemble")
-                              for mode in ("baseline", "torch", "onnx", "openvino")}
+                              for mode in ("baseline", "torch", "onnx", "openvino")} | {
+        ("fast ensemble", "onnx"), ("fast ensemble", "openvino")}  # the starter set: exported networks only
+    for mode in ("onnx", "openvino"):  # one member a task and stage; stage 1 found retina's disc, stage 2 ran
+        fast_row = pipelines[("fast ensemble", mode)]
+        assert fast_row["members"] == {"vessel": 1, "disc": 2, "cup": 1, "fovea": 1, "glaucoma": 1}, fast_row
+        assert fast_row["disc_found"] and fast_row["seconds_per_photo"] > 0
     assert pipelines[("report ensemble", "torch")]["members"] == {"vessel": 1, "glaucoma": 1, "disc": 1, "cup": 1,
                                                                   "fovea": 1}
     assert pipelines[("single model", "onnx")]["agreement"]["disc_dice"] >= 0.99
@@ -202,14 +207,16 @@ def test_bench_quick_writes_the_result_document(tmp_path: Path) -> None:
                  key=lambda row: row["seconds_per_photo"])
     assert targets[f"single-model pipeline < {seconds} s per photo"] == {
         "mode": single["mode"], "value": single["seconds_per_photo"], "met": single["seconds_per_photo"] < float(seconds)}
-    assert targets[f"fast ensemble < {fast} s per photo"]["met"] is False  # nothing measures one yet
+    fastest = min(pipelines[("fast ensemble", mode)]["seconds_per_photo"] for mode in ("onnx", "openvino"))
+    assert targets[f"fast ensemble < {fast} s per photo"]["value"] == fastest
+    assert targets[f"fast ensemble < {fast} s per photo"]["met"] == (fastest < float(fast))
 
 
 @pytest.mark.parametrize("kind", ["avx2", "avx512-bf16"])
 def test_bench_targets_are_those_of_the_cpu_kind(kind: str) -> None:
     """Issue 16's bars of each CPU kind, whichever kind runs the test: the fastest non-baseline mode
-    is judged, the report ensemble only when it was the report's 8/4/2/10, the fast ensemble is
-    never claimed."""
+    is judged, the report ensemble only when it was the report's 8/4/2/10, the fast ensemble only
+    when an exported mode measured it."""
     from funduskit.tools.bench import REPORT_ENSEMBLE, TARGETS_BY_KIND, check_targets
 
     bars = TARGETS_BY_KIND[kind]
@@ -232,7 +239,13 @@ def test_bench_targets_are_those_of_the_cpu_kind(kind: str) -> None:
     speedup = next(value for name, value in targets.items() if name.startswith("single-model pipeline >="))
     assert speedup["met"] is True and speedup["mode"] == "openvino"
     assert targets[f"report ensemble < {bars['ensemble_seconds']:g} s per photo"]["met"] is False
-    assert targets[f"fast ensemble < {bars['fast_ensemble_seconds']:g} s per photo"]["met"] is False
+    not_measured = targets[f"fast ensemble < {bars['fast_ensemble_seconds']:g} s per photo"]
+    assert not_measured["met"] is False and not_measured["value"] is None and "onnx or openvino" in not_measured["why"]
+    result["pipelines"].append({"pipeline": "fast ensemble", "mode": "onnx",
+                                "seconds_per_photo": 0.9 * bars["fast_ensemble_seconds"]})
+    measured = check_targets(result)[f"fast ensemble < {bars['fast_ensemble_seconds']:g} s per photo"]
+    assert measured == {"mode": "onnx", "value": 0.9 * bars["fast_ensemble_seconds"], "met": True}
+    result["pipelines"].pop()
     assert targets["report ensemble peak memory < 2.5 GB (funduskit predict)"]["met"] is True
     # a smaller ensemble is not the report's: listed, not judged on its time
     result["pipelines"][-1]["members"] = {"vessel": 1, "glaucoma": 2, "disc": 1, "cup": 1, "fovea": 2}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from funduskit.core.config import PRECISIONS
 from funduskit.data.sample import VIEWS
+from funduskit.inference.fast_ensemble import ENSEMBLES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,6 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "openvino: OpenVINO's CPU plugin on the same files (bf16 where the CPU has it); "
                              "torch: the optimised PyTorch networks; auto (default): each model on the backend of "
                              "its file (ONNX Runtime for exported ones)")
+    parser.add_argument("--ensemble", choices=ENSEMBLES, default="full",
+                        help="full (default): every member of each task's ensemble, the report's answer; fast: one "
+                             "member of each task and stage (or those --models names in fast.yaml), several times "
+                             "faster, answers a little different (agreement in docs/performance.md)")
     parser.add_argument("--view", choices=("auto", *VIEWS), default="auto",
                         help="whole: whole fundus photographs; disc: crops centred on the optic disc (no fovea); "
                              "auto (default): each photograph's own, by its dark corners")
@@ -66,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 #: The options of this command that are fields of ``PredictOptions`` (same names).
 OPTION_NAMES = ("tta", "batch_size", "device", "precision", "threads", "save_probabilities", "backend", "view",
-                "starter", "quality")
+                "starter", "quality", "ensemble")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from funduskit.core.config import PRECISIONS
+from funduskit.inference.fast_ensemble import ENSEMBLES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -53,6 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--tta", action="store_true", help="also predict the horizontally flipped photo and average")
     parser.add_argument("--quality", choices=("on", "off"), default="on",
                         help="on (default): a photograph the quality gate rejects gets no answers; off: answer all")
+    parser.add_argument("--ensemble", choices=ENSEMBLES, default="full",
+                        help="full (default): every member of each task's ensemble; fast: one member of each task "
+                             "and stage, as `funduskit predict --ensemble fast`")
     return parser
 
 
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     options = PredictOptions(tta=args.tta, device=args.device, precision=args.precision, threads=args.threads,
-                             starter=args.starter, quality=args.quality)
+                             starter=args.starter, quality=args.quality, ensemble=args.ensemble)
     settings = ServeSettings(data_dir=args.data, models_dir=args.models, host=args.host, port=args.port,
                              token=args.token, max_upload_bytes=int(args.max_upload_mb * 1e6),
                              max_queued_jobs=args.max_queue, max_files=args.max_files)

@@ -97,12 +97,15 @@ def installed_starter_dir(starter_dir: Path | None = STARTER_DIR) -> Path | None
     return starter_dir if starter_dir is not None and (starter_dir / MANIFEST).is_file() else None
 
 
-def load_models(models_dir: str | Path | None = None, *, starter_dir: Path | None = STARTER_DIR) -> ModelSet:
+def load_models(models_dir: str | Path | None = None, *, starter_dir: Path | None = STARTER_DIR,
+                ensemble: str = "full") -> ModelSet:
     """The runs of ``models_dir``, with the starter models for every task it has none of.
 
     Args:
         models_dir: the user's models folder (:func:`find_runs`), or None for the starter set alone.
         starter_dir: the starter set (None: never use it).
+        ensemble: ``"full"`` (every run) or ``"fast"`` (fewer members of each task:
+            :mod:`funduskit.inference.fast_ensemble`).
     Returns:
         The :class:`ModelSet`; its thresholds are ``models_dir``'s when it has a ``thresholds.json``,
         else the starter set's (0.5 / 0.5 unless tuned).
@@ -120,6 +123,9 @@ def load_models(models_dir: str | Path | None = None, *, starter_dir: Path | Non
     theirs = find_runs(starter) if starter is not None else {}
     runs = {task: mine.get(task) or theirs[task] for task in TASKS if mine.get(task) or theirs.get(task)}
     origin = {task: str(models_dir) if mine.get(task) else STARTER for task in runs}
+    from funduskit.inference.fast_ensemble import select_ensemble  # (it builds on this module)
+
+    runs = select_ensemble(runs, ensemble, models_dir, origin)
     tuned = models_dir is not None and (Path(models_dir) / THRESHOLDS_FILE).is_file()
     thresholds = read_thresholds(models_dir if tuned else starter) if (tuned or starter) else Thresholds()
     return ModelSet(runs=runs, origin=origin, thresholds=thresholds,
@@ -157,7 +163,7 @@ def find_runs(models_dir: str | Path) -> dict[str, list[RunInfo]]:
     if not models_dir.is_dir():
         raise DataError(models_dir, "models folder not found", fix="give the folder that holds the training runs")
     manifest = models_dir / MANIFEST
-    runs = _runs_from_manifest(manifest) if manifest.is_file() else _search_runs(models_dir)
+    runs = runs_from_manifest(manifest) if manifest.is_file() else _search_runs(models_dir)
     by_task: dict[str, list[RunInfo]] = {}
     for run in sorted(runs, key=lambda r: str(r.run_dir)):
         by_task.setdefault(run.task, []).append(run)
@@ -188,7 +194,13 @@ def require_tasks(
     )
 
 
-def _runs_from_manifest(manifest: Path) -> list[RunInfo]:
+def runs_from_manifest(manifest: Path) -> list[RunInfo]:
+    """The runs a ``models.yaml``-format manifest names (see the module doc), checked against their
+    configurations' tasks.
+
+    Raises:
+        DataError: the manifest is unreadable or malformed, or names a run of another task.
+    """
     try:
         data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:

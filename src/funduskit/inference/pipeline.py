@@ -54,6 +54,7 @@ from funduskit.data.io import (
 )
 from funduskit.data.sample import VIEWS, View
 from funduskit.data.view import detect_view
+from funduskit.inference.fast_ensemble import ENSEMBLES
 from funduskit.inference.fovea_check import check_fovea
 from funduskit.inference.model_store import (
     STARTER,
@@ -129,6 +130,8 @@ class PredictOptions:
             (:func:`funduskit.data.view.detect_view`).
         starter: let the starter models installed with the package answer the tasks the models
             folder has no model for (all tasks when no folder is given).
+        ensemble: ``"full"`` (every member of every task's ensemble, the report's answer) or
+            ``"fast"`` (fewer members, :mod:`funduskit.inference.fast_ensemble`; answers differ a little).
         quality: ``"on"``: grade every photograph (:mod:`funduskit.inference.quality`) and give a
             rejected one no answers; ``"off"``: grade it, answer anyway (challenge submissions that
             must answer every photograph).
@@ -146,6 +149,7 @@ class PredictOptions:
     view: str = "auto"
     starter: bool = True
     quality: str = "on"
+    ensemble: str = "full"
 
 
 #: The backends that run exported networks (``model.onnx``), and their names in words.
@@ -294,7 +298,8 @@ class PredictEngine:
     def __init__(self, models_dir: str | Path | None, options: PredictOptions = PredictOptions()):
         _check_options(options)
         self.options = options
-        self.models = load_models(models_dir, starter_dir=STARTER_DIR if options.starter else None)
+        self.models = load_models(models_dir, starter_dir=STARTER_DIR if options.starter else None,
+                                  ensemble=options.ensemble)
         runs, thresholds = self.models.runs, self.models.thresholds
         require_tasks(runs, models_dir if models_dir is not None else STARTER_DIR, required_tasks(runs))
         self.runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
@@ -444,6 +449,8 @@ def _check_options(options: PredictOptions) -> None:
         raise FunduskitError(f"quality must be on or off, not {options.quality!r}")
     if options.view not in VIEW_CHOICES:
         raise FunduskitError(f"view must be one of {', '.join(VIEW_CHOICES)}, not {options.view!r}")
+    if options.ensemble not in ENSEMBLES:
+        raise FunduskitError(f"ensemble must be one of {', '.join(ENSEMBLES)}, not {options.ensemble!r}")
 
 
 def default_batch_size(device: torch.device) -> int:

@@ -35,7 +35,7 @@ from funduskit.tools.bench.networks import (
     synthetic_photo,
     task_config,
 )
-from funduskit.tools.bench.options import NETWORK_TASKS, SINGLE_MODEL, BenchOptions
+from funduskit.tools.bench.options import CAMERA_SIZES, NETWORK_TASKS, SINGLE_MODEL, BenchOptions
 from funduskit.tools.bench.timing import (
     interleaved_seconds,
     matmul_gflops,
@@ -155,6 +155,33 @@ def job_pipeline(options: BenchOptions, name: str, counts: dict[str, int], mode:
     return row
 
 
+def job_fast_ensemble(options: BenchOptions, mode: str) -> dict[str, Any]:
+    """The fast ensemble (``predict --ensemble fast``) of the starter set, trained ``real``-preset
+    networks, on an exported mode: the whole predictor on ``skimage.data.retina()`` (a real
+    photograph, so that stage 1 finds a disc and the crop networks run) at the two camera sizes."""
+    import cv2
+    from skimage.data import retina
+
+    from funduskit.inference.pipeline import PredictEngine, PredictOptions
+
+    engine = PredictEngine(None, PredictOptions(backend=mode, ensemble="fast", device="cpu", precision="fp32",
+                                                threads=options.threads))
+    start = time.perf_counter()
+    predictor = engine.load()
+    setup = time.perf_counter() - start
+    scale = options.size_scale if options.preset == "tiny" else 1.0
+    photos = [cv2.resize(retina(), (max(64, round(w * scale)), max(64, round(h * scale))), interpolation=cv2.INTER_AREA)
+              for h, w in CAMERA_SIZES]
+    first = predictor.predict([photos[0]])[0]
+    turn = iter(range(10**9))
+    seconds = median_seconds(lambda: predictor.predict([photos[next(turn) % 2]]), options.repeats, options.warmup - 1)
+    members = {task: len(items) for task, items in predictor.ensembles.items()}
+    return {"pipeline": "fast ensemble", "mode": mode, "members": members, "setup_s": setup, "precision": "fp32",
+            "seconds_per_photo": seconds, "batch": 1, "photos_per_second": 1 / seconds,
+            "disc_found": bool((first.mask < 255).any()), "peak_rss_mb_batch_1": peak_rss_mb(),
+            "peak_rss_mb": peak_rss_mb(), "networks": "the starter set (docs/starter-models.md)"}
+
+
 def job_stream(options: BenchOptions, counts: dict[str, int], mode: str, work: Path) -> dict[str, Any]:
     """Peak resident memory after the first ``photos[0]`` and after all ``photos[1]`` photographs
     streamed (made one batch at a time) through the predictor."""
@@ -239,6 +266,7 @@ def run_job(kind: str, options: BenchOptions, work: Path, **arguments: Any) -> d
 _JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     "network": lambda options, work, **a: job_network(options, a["task"], a["mode"], work),
     "pipeline": lambda options, work, **a: job_pipeline(options, a["name"], a["counts"], a["mode"], work),
+    "fast": lambda options, work, **a: job_fast_ensemble(options, a["mode"]),
     "stream": lambda options, work, **a: job_stream(options, a["counts"], a["mode"], work),
     "command": lambda options, work, **a: job_command(options, a["counts"], a["photos"], work),
 }

@@ -13,6 +13,7 @@ import numpy as np
 
 from funduskit.tools.bench.jobs import options_to_dict, run_job
 from funduskit.tools.bench.options import (
+    EXPORTED_MODES,
     NETWORK_TASKS,
     REPORT_ENSEMBLE,
     SINGLE_MODEL,
@@ -84,6 +85,12 @@ def run_benchmark(options: BenchOptions, command: str, *, log: Callable[[str], N
                 row.setdefault("mode", mode)
                 row["agreement"] = _agreement_pipeline(work, name, mode) if mode != "baseline" else None
                 result["pipelines"].append(row)
+        for mode in (mode for mode in options.modes if mode in EXPORTED_MODES):  # the starter set is exported
+            log(f"pipeline fast ensemble ({mode}, the starter set)")
+            row = run_job("fast", options, work, mode=mode)
+            row.setdefault("pipeline", "fast ensemble")
+            row.setdefault("mode", mode)
+            result["pipelines"].append(row)
         stream_mode = "onnx" if "onnx" in options.modes else "torch"  # the fastest here
         log(f"memory over {options.photos[-1]} photographs ({stream_mode}, single model)")
         result["memory_flatness"] = run_job("stream", options, work, counts=SINGLE_MODEL, mode=stream_mode)
@@ -116,7 +123,8 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
     """Issue 16's targets for this machine's CPU kind (``result["machine"]["kind"]``,
     :data:`TARGETS_BY_KIND`), each with the measured figure, the mode that gave it (the fastest
     that is not the baseline) and whether it is met. A target nothing here measures is listed,
-    not met, with the reason (the fast ensemble)."""
+    not met, with the reason (a smaller ensemble than the report's; the fast ensemble without an
+    exported mode, in which alone the starter set runs)."""
     kind = result["machine"].get("kind", "avx2")
     bars = TARGETS_BY_KIND[kind]
 
@@ -128,7 +136,7 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
     def seconds(value: float) -> str:
         return f"{value:g} s per photo"
 
-    single, ensemble = best("single model"), best("report ensemble")
+    single, ensemble, fast = best("single model"), best("report ensemble"), best("fast ensemble")
     targets: dict[str, Any] = {}
     if single:
         targets[f"single-model pipeline >= {bars['pipeline_speedup']:g}x the baseline"] = {
@@ -146,8 +154,13 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
         targets[f"report ensemble < {seconds(bars['ensemble_seconds'])}"] = {
             "value": None, "met": False,
             "why": f"not measured: the ensemble run was {members}, not the report's 8/4/2/10 (--ensemble 8,4,2,10)"}
-    targets[f"fast ensemble < {seconds(bars['fast_ensemble_seconds'])}"] = {
-        "value": None, "met": False, "why": "not measured: funduskit has no fast ensemble yet"}
+    name = f"fast ensemble < {seconds(bars['fast_ensemble_seconds'])}"
+    if fast:
+        targets[name] = {"mode": fast["mode"], "value": fast["seconds_per_photo"],
+                         "met": fast["seconds_per_photo"] < bars["fast_ensemble_seconds"]}
+    else:
+        targets[name] = {"value": None, "met": False,
+                         "why": "not measured: the fast ensemble (the starter set) runs on --modes onnx or openvino"}
     memory_bar = f"< {bars['ensemble_memory_mb'] / 1000:g} GB"
     commands = [row for row in result.get("predict_command", []) if "peak_rss_mb" in row]
     if commands:  # the real command, at its default batch
