@@ -197,3 +197,27 @@ def test_clean_mask_equals_whole_image_reference(seed: int) -> None:
     ring[3:15, 5:17] = 1.0
     ring[6:12, 8:14] = 0.0
     assert clean_mask(ring).sum() == 12 * 12
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (37, 113), (140, 250)])
+def test_clean_mask_of_a_small_blob_in_a_large_map_equals_the_reference(offset: tuple[int, int]) -> None:
+    """Only the box around the mask's pixels is labelled: the answer is the whole map's, wherever
+    the blobs lie (an edge included), and of two equal blobs the top-most still wins."""
+    from scipy import ndimage
+    from skimage import measure
+
+    rng = np.random.default_rng(sum(offset))
+    probability = np.zeros((200, 300), np.float32)
+    patch = ndimage.gaussian_filter(rng.random((60, 50)), 1.5)
+    y, x = offset
+    probability[y:y + 60, x:x + 50] = (patch - patch.min()) / np.ptp(patch)
+    labels = measure.label(probability >= 0.5, connectivity=2)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    reference = ndimage.binary_fill_holes(labels == np.argmax(sizes))
+    np.testing.assert_array_equal(clean_mask(probability), reference)
+    twins = np.zeros((200, 300), np.float32)
+    twins[150:160, 20:30] = 1.0  # lower, further left
+    twins[40:50, 200:210] = 1.0  # top-most: labelled first
+    kept = clean_mask(twins)
+    assert kept[40:50, 200:210].all() and not kept[150:160, 20:30].any()

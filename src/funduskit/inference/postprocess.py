@@ -56,14 +56,23 @@ def keep_largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice] | None]:
-    """The largest 8-connected blob (OpenCV's labelling, fast on full-size photographs) and
-    its bounding box as slices (None when the mask is empty)."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
-    if count <= 1:
+    """The largest 8-connected blob (OpenCV's labelling) and its bounding box as slices (None when
+    the mask is empty). Only the box around the mask's pixels is labelled: outside it there is
+    nothing to label, so the blobs, their order and the answer are those of the whole mask, at a
+    fraction of the cost on a full-size photograph whose disc covers a few per cent of it."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
         return np.zeros(mask.shape, dtype=bool), None
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    columns = np.flatnonzero(mask[top:bottom].any(axis=0))
+    left, right = int(columns[0]), int(columns[-1]) + 1
+    occupied = np.ascontiguousarray(mask[top:bottom, left:right])
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(occupied.view(np.uint8), connectivity=8)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, width, height = (int(v) for v in stats[largest, :4])
-    return labels == largest, (slice(y, y + height), slice(x, x + width))
+    blob = np.zeros(mask.shape, dtype=bool)
+    blob[top:bottom, left:right] = labels == largest
+    return blob, (slice(top + y, top + y + height), slice(left + x, left + x + width))
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
