@@ -44,24 +44,38 @@ BACKENDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 LIMITS = {"dice": 0.99, "vcdr": 0.01, "fovea_px": 2.0, "probability": 0.01}
 
 
-def collect_photos(folder: Path, data: Path, per_set: int) -> Path:
-    """Symlinks to ``per_set`` photographs of each shared set (sorted, every k-th) + retina."""
+def shared_photos(data: Path) -> dict[str, list[Path]]:
+    """The photographs of each shared real set in ``data`` (sorted; empty lists where absent)."""
+    return {
+        "drishti": sorted((data / "drishti-gs1" / "training" / "images").glob("*.jpg")),
+        "rimone": sorted((data / "rim-one-dl").rglob("partitioned_randomly/training_set/*/*.png")),
+        "drive": sorted((data / "drive" / "training" / "images").glob("*.png")),
+        "chase": sorted((data / "chase_db1").glob("Image_*.jpg")),
+    }
+
+
+def link_photos(folder: Path, data: Path, per_set: int, sets: tuple[str, ...]) -> int:
+    """Write ``retina.jpg`` (``skimage.data.retina()``) in ``folder`` and link ``SET-NAME`` to every
+    k-th of ``per_set`` photographs of each of ``sets``; returns how many were linked."""
     from skimage.data import retina
 
     folder.mkdir(parents=True)
     cv2.imwrite(str(folder / "retina.jpg"), cv2.cvtColor(retina(), cv2.COLOR_RGB2BGR))
-    sets = {
-        "drishti": sorted((data / "drishti-gs1" / "training" / "images").glob("*.jpg")),
-        "rimone": sorted((data / "rim-one-dl").rglob("partitioned_randomly/training_set/*/*.png")),
-        "drive": sorted((data / "drive" / "training" / "images").glob("*.png")),
-    }
     found = 0
-    for name, files in sets.items():
+    for name, files in shared_photos(data).items():
+        if name not in sets:
+            continue
         step = max(1, len(files) // per_set)
         for path in files[::step][:per_set]:
             (folder / f"{name}-{path.name}").symlink_to(path.resolve())
             found += 1
-    if not found:
+    return found
+
+
+def collect_photos(folder: Path, data: Path, per_set: int) -> Path:
+    """Symlinks to ``per_set`` photographs of Drishti-GS1, RIM-ONE DL and DRIVE (every k-th) +
+    retina; synthetic photographs where the shared sets are absent."""
+    if not link_photos(folder, data, per_set, ("drishti", "rimone", "drive")):
         from funduskit.synthetic import generate_dataset
 
         generate_dataset(folder.parent / "synthetic", per_set, 11, scale=0.5)

@@ -33,10 +33,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
-from backends import photo_differences, predict
+from backends import link_photos, photo_differences, predict
 from machine import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,25 +77,6 @@ def write_models(folder: Path, members: dict[str, list[str]], fast_members: int)
         (folder / FAST_FILE).write_text(yaml.safe_dump(
             {task: [str(run.run_dir) for run in items] for task, items in chosen.items()}))
     return folder
-
-
-def collect_photos(folder: Path, data: Path, per_set: int) -> list[Path]:
-    """Links ``SET-NAME`` to up to ``per_set`` photographs of each held-out set, and retina."""
-    from skimage.data import retina
-
-    folder.mkdir(parents=True)
-    cv2.imwrite(str(folder / "retina-retina.jpg"), cv2.cvtColor(retina(), cv2.COLOR_RGB2BGR))
-    sets = {
-        "drive": sorted((data / "drive" / "training" / "images").glob("*.png")),
-        "chase": sorted((data / "chase_db1").glob("Image_*.jpg")),
-        "drishti": sorted((data / "drishti-gs1" / "training" / "images").glob("*.jpg")),
-        "rimone": sorted((data / "rim-one-dl").rglob("partitioned_randomly/training_set/*/*.png")),
-    }
-    for name, files in sets.items():
-        step = max(1, len(files) // per_set)
-        for path in files[::step][:per_set]:
-            (folder / f"{name}-{path.parent.name}-{path.name}").symlink_to(path.resolve())
-    return sorted(folder.iterdir())
 
 
 def scores(rows: list[dict[str, object]]) -> dict[str, tuple[float, float, int]]:
@@ -142,7 +122,8 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="funduskit-fast-") as tmp:
         work = Path(tmp)
-        photos = collect_photos(work / "photos", args.data, args.per_set)
+        link_photos(work / "photos", args.data, args.per_set, ("drive", "chase", "drishti", "rimone"))
+        photos = sorted((work / "photos").iterdir())
         options = ("--backend", args.backend, "--quality", "off")
         configurations = [("full", 0)] + [("fast", int(k)) for k in args.members.split(",")]
         outs, seconds = {}, {}
