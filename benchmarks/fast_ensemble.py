@@ -16,7 +16,8 @@ the width, rank correlation >= 0.98. A photograph counts only for the measures o
 never saw it: Drishti-GS1 photographs for the glaucoma rank only (the disc and cup members trained on
 them), RIM-ONE crops for disc, cup and vCDR only (the classifiers trained on them).
 
-Seconds per photograph are marginal: each ensemble predicts the first ``--small`` photographs and
+Every member is exported first (``funduskit export``), so both run on ``--backend`` (ONNX Runtime by
+default), as the starter models do. Seconds per photograph are marginal: each ensemble predicts the first ``--small`` photographs and
 then all of them, each in a fresh process (``benchmarks/backends.py``'s way), so loading is left out.
 
 Usage::
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +39,8 @@ import numpy as np
 import yaml
 from backends import link_photos, photo_differences, predict
 from machine import cpu_flags
+
+from funduskit.runs.layout import SCORES_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 #: task -> the real-data rows whose folds make the full ensemble.
@@ -56,26 +60,42 @@ MEASURES_OF_SET: dict[str, tuple[str, ...]] = {
 LIMITS = {"disc": 0.97, "cup": 0.97, "vcdr": 0.02, "fovea": 0.01, "glaucoma": 0.98}
 
 
-def full_ensemble(runs: Path) -> dict[str, list[str]]:
-    """task -> the finished fold run directories of :data:`ENSEMBLE_ROWS` (``best.pt`` written)."""
-    found = {task: [str(run.parent) for row in rows for run in sorted((runs / row).glob("fold*/best.pt"))]
+def full_ensemble(runs: Path) -> dict[str, list[Path]]:
+    """task -> the finished fold run directories of :data:`ENSEMBLE_ROWS` (trained and scored by
+    the real-data benchmark: its ``scores.json`` is written)."""
+    found = {task: [score.parent for row in rows for score in sorted((runs / row).glob(f"fold*/{SCORES_FILE}"))]
              for task, rows in ENSEMBLE_ROWS.items()}
     return {task: items for task, items in found.items() if items}
 
 
-def write_models(folder: Path, members: dict[str, list[str]], fast_members: int) -> Path:
-    """A models folder: ``models.yaml`` naming the full ensemble, and for ``fast_members`` > 1 a
+def export_ensemble(members: dict[str, list[Path]], work: Path) -> Path:
+    """``funduskit export`` of the full ensemble (runs linked as ``ROW-foldK``, so that the
+    exported runs keep those names); returns the exported models folder."""
+    linked = work / "runs"
+    linked.mkdir()
+    for run_dirs in members.values():
+        for run_dir in run_dirs:
+            (linked / f"{run_dir.parent.name}-{run_dir.name}").symlink_to(run_dir.resolve())
+    exported = work / "exported"
+    subprocess.run([sys.executable, "-m", "funduskit", "export", "--models", str(linked), "--out", str(exported)],
+                   check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return exported
+
+
+def models_folder(folder: Path, exported: Path, fast_members: int) -> Path:
+    """A models folder: ``models.yaml`` naming every exported run, and for ``fast_members`` > 1 a
     ``fast.yaml`` naming the first that many of each task and stage (the rule's order)."""
     from funduskit.inference.fast_ensemble import FAST_FILE, fast_subset
     from funduskit.inference.model_store import MANIFEST, find_runs
 
+    runs = find_runs(exported)
     folder.mkdir(parents=True)
-    (folder / MANIFEST).write_text(yaml.safe_dump(members))
+    (folder / MANIFEST).write_text(yaml.safe_dump({task: [str(run.run_dir.resolve()) for run in items]
+                                                   for task, items in runs.items()}))
     if fast_members > 1:
-        runs = find_runs(folder)
         chosen = fast_subset(runs, {task: fast_members for task in runs})
         (folder / FAST_FILE).write_text(yaml.safe_dump(
-            {task: [str(run.run_dir) for run in items] for task, items in chosen.items()}))
+            {task: [str(run.run_dir.resolve()) for run in items] for task, items in chosen.items()}))
     return folder
 
 
@@ -84,7 +104,7 @@ def scores(rows: list[dict[str, object]]) -> dict[str, tuple[float, float, int]]
     from scipy.stats import spearmanr
 
     def counts(row: dict[str, object], measure: str) -> bool:
-        return measure in MEASURES_OF_SET[str(row["name"]).split("-", 1)[0]]
+        return measure in MEASURES_OF_SET[str(row["name"]).split("-", 1)[0].split(".")[0]]  # SET-NAME.EXT
 
     result: dict[str, tuple[float, float, int]] = {}
     for measure, key in (("disc", "disc"), ("cup", "cup"), ("vcdr", "vcdr"), ("fovea", "fovea_fraction")):
@@ -127,9 +147,10 @@ def main() -> int:
         options = ("--backend", args.backend, "--quality", "off")
         configurations = [("full", 0)] + [("fast", int(k)) for k in args.members.split(",")]
         outs, seconds = {}, {}
+        exported = export_ensemble(members, work)
         for ensemble, k in configurations:
             name = "full" if ensemble == "full" else f"fast-{k}"
-            models = write_models(work / f"models-{name}", members, k)
+            models = models_folder(work / f"models-{name}", exported, k)
             flags = (*options, "--ensemble", ensemble)
             small, _ = predict(photos[: args.small], work / f"{name}-small", flags, models)
             total, runtime = predict(photos, work / name, flags, models)
