@@ -101,3 +101,38 @@ def test_predict_ensemble_fast_runs_fewer_members_and_says_so(ensemble_dir: Path
     assert {task: len(runs) for task, runs in outputs["fast"]["runs"].items()} == \
         {"vessel": 1, "disc": 2, "cup": 1, "fovea": 1, "glaucoma": 1}
     assert outputs["full"]["settings_key"] != outputs["fast"]["settings_key"]  # a restart never mixes them
+
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "fast_ensemble.py"
+
+
+def test_the_agreement_benchmark_skips_with_the_reason_without_the_real_data(tmp_path: Path) -> None:
+    completed = subprocess.run([sys.executable, str(BENCHMARK), "--data", str(tmp_path / "absent"),
+                                "--runs", str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert "skipped" in completed.stdout and str(tmp_path / "absent") in completed.stdout
+
+
+def test_the_agreement_benchmark_scores_as_refuge_does_and_only_on_unseen_photographs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))  # it imports its neighbours (backends, machine)
+    spec = importlib.util.spec_from_file_location("fast_ensemble_benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+
+    def row(name: str, disc: float, vcdr: float, probabilities: tuple[float, float]) -> dict[str, object]:
+        return {"name": name, "disc": disc, "cup": 1.0, "vcdr": vcdr, "fovea_px": 4.0, "fovea_fraction": 0.002,
+                "probabilities": probabilities}
+
+    rows = [row("drive-01.png", 0.98, 0.01, (0.1, 0.2)), row("chase-Image_01L.jpg", 0.96, 0.03, (0.2, 0.3)),
+            row("retina.jpg", 1.0, 0.0, (0.3, 0.35)),
+            row("drishti-x.jpg", 0.10, 0.9, (0.9, 0.8)),  # disc/cup members trained on it: glaucoma only
+            row("rimone-y.png", 0.99, 0.02, (0.0, 1.0))]  # classifiers trained on it: disc, cup, vCDR only
+    found = module.scores(rows)
+    assert found["disc"] == pytest.approx(((0.98 + 0.96 + 1.0 + 0.99) / 4, 0.96, 4))
+    assert found["vcdr"] == pytest.approx(((0.01 + 0.03 + 0.0 + 0.02) / 4, 0.03, 4))
+    assert found["glaucoma"] == pytest.approx((1.0, 0.1, 4))  # ranks kept among drive, chase, retina, drishti
+    assert module.met("disc", found["disc"][0]) and module.met("vcdr", found["vcdr"][0])
+    assert not module.met("glaucoma", 0.97) and not module.met("fovea", 0.011)
