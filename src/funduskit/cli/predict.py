@@ -43,8 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "its file (ONNX Runtime for exported ones)")
     parser.add_argument("--ensemble", choices=ENSEMBLES, default="full",
                         help="full (default): every member of each task's ensemble, the report's answer; fast: one "
-                             "member of each task and stage (or those --models names in fast.yaml), several times "
-                             "faster, answers a little different (agreement in docs/performance.md)")
+                             "member of each task and stage (or those --models names in fast.yaml): fewer networks, "
+                             "answers a little different (speed and agreement in docs/performance.md)")
     parser.add_argument("--view", choices=("auto", *VIEWS), default="auto",
                         help="whole: whole fundus photographs; disc: crops centred on the optic disc (no fovea); "
                              "auto (default): each photograph's own, by its dark corners")
