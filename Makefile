@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/funduskit demo --out demo-output
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile tests
+	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0 tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
