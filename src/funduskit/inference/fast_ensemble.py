@@ -43,10 +43,10 @@ def fast_subset(runs: Mapping[str, Sequence[RunInfo]], counts: Mapping[str, int]
             kept[task] = list(items)
             continue
         chosen: set[int] = set()
-        for view in dict.fromkeys(_view(run) for run in items):
+        for view in dict.fromkeys(run.view for run in items):
             groups: dict[str, list[int]] = {}
             for index, run in enumerate(items):
-                if _view(run) == view:
+                if run.view == view:
                     groups.setdefault(str(run.config.data.preprocessing), []).append(index)
             ordered = [sorted(group, key=lambda i: str(items[i].run_dir)) for group in groups.values()]
             turns = [group[depth] for depth in range(max(map(len, ordered))) for group in ordered if depth < len(group)]
@@ -80,7 +80,3 @@ def select_ensemble(runs: Mapping[str, Sequence[RunInfo]], ensemble: str, models
             if task in chosen and (origin is None or origin.get(task) == str(models_dir)):
                 chosen[task] = items
     return chosen
-
-
-def _view(run: RunInfo) -> str:
-    return str(getattr(run.config.data, "view", "whole"))

@@ -64,6 +64,11 @@ class RunInfo:
     def name(self) -> str:
         return self.run_dir.name
 
+    @property
+    def view(self) -> str:
+        """``"whole"`` or ``"disc"``: what the network was trained to see (``data.view``)."""
+        return str(getattr(self.config.data, "view", "whole"))
+
 
 @dataclass(frozen=True)
 class Thresholds:

@@ -73,7 +73,7 @@ class Member:
     @property
     def view(self) -> str:
         """``"whole"`` or ``"disc"``: what the network was trained to see (``data.view``)."""
-        return str(getattr(self.run.config.data, "view", "whole"))
+        return self.run.view
 
     @property
     def takes_vessel_map(self) -> bool:
