@@ -30,3 +30,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent (research-use data is never bundled)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _openvino_only_in_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenVINO's CPU plugin, once it has run in a process, makes later forks and training there
+    die of SIGSEGV (docs/decisions.md): tests run it through the command line in a subprocess, and a
+    test that compiles an OpenVINO network inside the test worker fails here, naming the rule."""
+    from funduskit.inference import openvino_backend
+
+    def refuse() -> None:
+        raise AssertionError("OpenVINO runs only in a subprocess in the tests (it breaks later forks of the "
+                             "test worker, docs/decisions.md): run the command with subprocess")
+
+    monkeypatch.setattr(openvino_backend, "_openvino", refuse)
