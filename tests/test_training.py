@@ -72,3 +72,60 @@ def test_a_disc_view_network_learns_from_whole_photographs_cut_around_their_disc
     # the crop is mostly disc: a network that learned anything beats "nothing is disc" by far
     assert record["dice_original_size"] > 0.6 and result.best_metric > 0.6
     assert load_config(tmp_path / "run" / "config.yaml").data.view == "disc"
+
+
+def test_random_patch_cuts_the_same_square_from_every_array_and_moves_the_fovea() -> None:
+    import numpy as np
+
+    from funduskit.training.data import random_patch
+
+    side, size = 40, 16
+    rows, cols = np.mgrid[:side, :side]
+    arrays = {"image": np.stack([rows, cols, rows * 0], axis=-1).astype(np.float32),
+              "mask": (rows * side + cols).astype(np.int32), "vessels": None, "fovea": (30.0, 12.5)}
+    corners = set()
+    for seed in range(20):
+        patch = random_patch(arrays, size, np.random.default_rng(seed))
+        top, left = int(patch["image"][0, 0, 0]), int(patch["image"][0, 0, 1])
+        corners.add((top, left))
+        assert patch["image"].shape == (size, size, 3) and patch["mask"].shape == (size, size)
+        assert 0 <= top <= side - size and 0 <= left <= side - size
+        np.testing.assert_array_equal(patch["mask"], arrays["mask"][top:top + size, left:left + size])
+        assert patch["vessels"] is None and patch["fovea"] == (30.0 - left, 12.5 - top)
+    assert len(corners) > 10  # the corner is drawn, not fixed
+
+
+def test_patch_training_gives_patches_per_image_items_of_the_patch_size_and_learns(
+        samples: list[Sample], tmp_path: Path) -> None:
+    """``data.patch_size`` / ``data.patches_per_image``: an epoch has images x patches items,
+    each a random square of its image (its own augmentation and corner); validation sees the
+    whole image, so the run's validation Dice is of whole images."""
+    import torch
+
+    from funduskit.training.data import AugmentedDataset
+    from funduskit.training.items import build_items
+    from funduskit.training.tasks import get_task
+
+    config = tiny_config("vessel", **{"data.patch_size": 64, "data.patches_per_image": 4, "batch_size": 4, "epochs": 12})
+    task = get_task("vessel")
+    items = build_items(task, config, samples[:4], threads=1, show_progress=False, description="")
+    dataset = AugmentedDataset(items, preprocessing="standardize", seed=0, patch_size=64, repeats=3,
+                               to_tensors=lambda item, arrays: task.to_tensors(item, arrays, {}))
+    assert len(dataset) == 12
+    first, again, other_copy = dataset[(0, 1)], dataset[(0, 1)], dataset[(0, 5)]
+    assert first["input"].shape == (3, 64, 64) and first["target"].shape == (1, 64, 64)
+    assert torch.equal(first["input"], again["input"])  # seeded by (seed, epoch, index)
+    assert int(first["index"]) == int(other_copy["index"]) == 1  # index 5 is the second copy of item 1
+    assert not torch.equal(first["input"], other_copy["input"])
+
+    result = fit(config, samples, tmp_path / "run", show_progress=False)
+    history = read_metrics_csv(tmp_path / "run" / "metrics.csv")
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert result.best_metric > 2 * chance_level("vessel", tmp_path / "run", samples, config.data.input_size)
+
+
+def test_a_patch_size_the_network_cannot_take_is_refused_naming_the_field(samples: list[Sample], tmp_path: Path) -> None:
+    from funduskit.core.errors import FunduskitError
+
+    with pytest.raises(FunduskitError, match=r"data.patch_size 60 is not a multiple of 8"):
+        fit(tiny_config("vessel", **{"data.patch_size": 60}), samples, tmp_path / "run", show_progress=False)

@@ -102,6 +102,11 @@ class DataConfig:
         view: ``"whole"`` (the network sees whole photographs, as in the report) or ``"disc"``
             (it sees crops centred on the optic disc: disc-centred sets as they are, whole
             photographs cut around their reference disc, ``funduskit.data.view.CropBox``).
+        patch_size: training only — each training item is a random ``patch_size`` square cut
+            from the augmented, preprocessed network-size image (thin vessels at full resolution,
+            many small steps); None trains on the whole ``input_size`` image. Validation and
+            prediction always see the whole image. A multiple of the network's input multiple.
+        patches_per_image: training items an image gives per epoch (with ``patch_size``).
     """
 
     input_size: int
@@ -114,6 +119,8 @@ class DataConfig:
     vessel_model: str | None = None
     vessel_model_size: int | None = None
     view: str = "whole"
+    patch_size: int | None = None
+    patches_per_image: int = 1
 
 
 #: What ``runtime.precision`` / ``--precision`` may say (``funduskit.runtime.device`` resolves it).

@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -177,26 +178,35 @@ class AugmentedDataset(Dataset):
         augmentation: a ``funduskit.transforms.augment.build_augmentation`` pipeline at the cache's size
             (targets ``image``, ``mask``, ``vessel_mask``, ``keypoints``), or None.
         seed: run seed; item generators come from ``(seed, epoch, index)``.
+        patch_size: each item is a random ``P x P`` square of the augmented, preprocessed image
+            (:func:`random_patch`), or None for the whole ``S x S`` image.
+        repeats: dataset items per cached item: index ``i`` is cached item ``i % len(items)``,
+            each with its own augmentation and patch.
 
-    An item is a dict of tensors (at least ``"input"`` (C, S, S) float32 and ``"target"``) plus
-    ``"index"``.
+    An item is a dict of tensors (at least ``"input"`` (C, S, S) or (C, P, P) float32 and
+    ``"target"``) plus ``"index"`` (of the cached item).
     """
 
     def __init__(self, items: Sequence[CachedItem], *, preprocessing: str, to_tensors: ToTensors,
-                 augmentation: object | None = None, seed: int = 0):
+                 augmentation: object | None = None, seed: int = 0, patch_size: int | None = None,
+                 repeats: int = 1):
+        if repeats < 1:
+            raise FunduskitError(f"patches per image must be at least 1; got {repeats}")
         self.items = items
         self.preprocessing = preprocessing
         self.to_tensors = to_tensors
         self.augmentation = augmentation
         self.seed = seed
+        self.patch_size = patch_size
+        self.repeats = repeats
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) * self.repeats
 
     def arrays(self, epoch: int, index: int) -> dict[str, np.ndarray | None]:
         """The augmented arrays of one item: ``image`` (S, S, 3) uint8, ``mask`` and ``vessels``
         (S, S) uint8 or None, ``fovea`` (x, y) in network pixels or None."""
-        item = self.items[index]
+        item = self.items[index % len(self.items)]
         if self.augmentation is None:
             return {"image": item.image, "mask": item.mask, "vessels": item.vessels, "fovea": item.fovea}
         data: dict[str, np.ndarray] = {"image": item.image}
@@ -221,9 +231,35 @@ class AugmentedDataset(Dataset):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         arrays = self.arrays(epoch, index)
         arrays["image"] = preprocess(np.ascontiguousarray(arrays["image"]), self.preprocessing)
-        tensors = self.to_tensors(self.items[index], arrays)
-        tensors["index"] = torch.tensor(index)
+        if self.patch_size is not None:
+            generator = np.random.default_rng(item_seed(self.seed, epoch, index).spawn(1)[0])
+            arrays = random_patch(arrays, self.patch_size, generator)
+        item_index = index % len(self.items)
+        tensors = self.to_tensors(self.items[item_index], arrays)
+        tensors["index"] = torch.tensor(item_index)
         return tensors
+
+
+def random_patch(arrays: dict[str, Any], size: int, generator: np.random.Generator) -> dict[str, Any]:
+    """One random ``size x size`` square of an item's arrays, the same square in each.
+
+    Args:
+        arrays: ``image`` (S, S, C) and optional ``mask`` / ``vessels`` (S, S) arrays, ``fovea``
+            ``(x, y)`` network pixels or None.
+        size: the patch side P <= S.
+        generator: draws the top-left corner, uniform over the positions that fit.
+
+    Returns:
+        The same keys: (P, P, C) and (P, P) views, the fovea shifted into the patch's pixels.
+    """
+    side = arrays["image"].shape[0]
+    top, left = (int(v) for v in generator.integers(0, side - size + 1, size=2))
+    window = (slice(top, top + size), slice(left, left + size))
+    patch = {key: (None if value is None else np.ascontiguousarray(value[window]))
+             for key, value in arrays.items() if key != "fovea"}
+    fovea = arrays.get("fovea")
+    patch["fovea"] = None if fovea is None else (fovea[0] - left, fovea[1] - top)
+    return patch
 
 
 def worker_init(_: int) -> None:

@@ -117,15 +117,21 @@ def _average(records: list[dict[str, float]]) -> dict[str, float]:
 def build_parts(task: Task, config: TrainConfig, runtime: Runtime) -> Parts:
     """Networks (on the device), optimizers and loss of a run; checks the input size fits every network."""
     models = {role: runtime.prepare(build_model(config, role)) for role in task.model_names(config)}
-    size = config.data.input_size
+    sizes = {"data.input_size": config.data.input_size}
+    if config.data.patch_size is not None:
+        sizes["data.patch_size"] = config.data.patch_size
+        if not 0 < config.data.patch_size <= config.data.input_size:
+            raise FunduskitError(f"data.patch_size {config.data.patch_size} must lie between 1 and "
+                                 f"data.input_size {config.data.input_size}")
     for role, model in models.items():
         multiple = getattr(model, "input_multiple", 1)
-        if size % multiple:
-            raise FunduskitError(
-                f"data.input_size {size} is not a multiple of {multiple}, which the {role} "
-                f"({type(model).__name__}) needs; use {max(multiple, size // multiple * multiple)} "
-                f"or {-(-size // multiple) * multiple}"
-            )
+        for field_name, size in sizes.items():
+            if size % multiple:
+                raise FunduskitError(
+                    f"{field_name} {size} is not a multiple of {multiple}, which the {role} "
+                    f"({type(model).__name__}) needs; use {max(multiple, size // multiple * multiple)} "
+                    f"or {-(-size // multiple) * multiple}"
+                )
     optimizers = {"model": build_optimizer(list(models["model"].parameters()), config.optimizer)}
     if "discriminator" in models:
         optimizers["discriminator"] = build_optimizer(list(models["discriminator"].parameters()),
@@ -205,7 +211,8 @@ def _make_loaders(task: Task, config: TrainConfig, parts: Parts, train_samples: 
         return task.to_tensors(item, arrays, parts.extra)
 
     train_set = AugmentedDataset(train_items, preprocessing=config.data.preprocessing, to_tensors=to_tensors,
-                                 augmentation=augmentation, seed=config.seed)
+                                 augmentation=augmentation, seed=config.seed, patch_size=config.data.patch_size,
+                                 repeats=config.data.patches_per_image if config.data.patch_size else 1)
     own_validation = [validation_items[index] for index in context.shard(len(validation_items))]
     validation_set = AugmentedDataset(own_validation, preprocessing=config.data.preprocessing,
                                       to_tensors=to_tensors, augmentation=None, seed=config.seed)
