@@ -106,7 +106,7 @@ def test_patch_training_gives_patches_per_image_items_of_the_patch_size_and_lear
     from funduskit.training.items import build_items
     from funduskit.training.tasks import get_task
 
-    config = tiny_config("vessel", **{"data.patch_size": 64, "data.patches_per_image": 4, "batch_size": 4, "epochs": 12})
+    config = tiny_config("vessel", **{"data.patch_size": 64, "data.patches_per_image": 2, "batch_size": 4, "epochs": 12})
     task = get_task("vessel")
     items = build_items(task, config, samples[:4], threads=1, show_progress=False, description="")
     dataset = AugmentedDataset(items, preprocessing="standardize", seed=0, patch_size=64, repeats=3,
