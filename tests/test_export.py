@@ -43,7 +43,9 @@ def test_onnx_runtime_gives_torchs_outputs(task: str, tmp_path: Path) -> None:
     x = torch.randn(3, network.in_channels, size, size)  # another batch size than exported with
     with torch.inference_mode():
         expected, got = network(x), exported(x.contiguous(memory_format=torch.channels_last))
-    assert got.shape == expected.shape and got.dtype == torch.float32
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32  # numpy out: no torch in the exported path
+    got = torch.from_numpy(got)
+    assert got.shape == expected.shape
     torch.testing.assert_close(torch.sigmoid(got), torch.sigmoid(expected), rtol=0, atol=1e-4)
     assert not list(tmp_path.glob(".*tmp"))  # written atomically, no temporary left
 
@@ -58,7 +60,7 @@ def test_a_network_without_vessel_branch_exports(tmp_path: Path) -> None:
     exported = OnnxNetwork(export_network(network, tmp_path / "model.onnx", input_size=64), threads=1)
     x = torch.randn(2, 4, 64, 64)
     with torch.inference_mode():
-        torch.testing.assert_close(torch.sigmoid(exported(x)), torch.sigmoid(network(x)), rtol=0, atol=1e-4)
+        torch.testing.assert_close(torch.sigmoid(torch.from_numpy(exported(x))), torch.sigmoid(network(x)), rtol=0, atol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +170,6 @@ def test_the_real_presets_classifier_exports_and_float16_storage_halves_it(tmp_p
     store_float16(path)
     assert path.stat().st_size < 0.55 * float32_size
     assert {t.data_type for t in onnx.load(str(path)).graph.initializer if np.prod(t.dims) >= 64} == {TensorProto.FLOAT16}
-    got = torch.sigmoid(OnnxNetwork(path, threads=1)(x))
+    got = torch.sigmoid(torch.from_numpy(OnnxNetwork(path, threads=1)(x)))
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-2)

@@ -38,6 +38,26 @@ def test_onnx_prediction_does_not_import_the_training_stack():
     assert not loaded & set(TRAINING_ONLY), sorted(loaded & set(TRAINING_ONLY))
 
 
+def test_predicting_with_exported_networks_does_not_import_torch(tmp_path):
+    """The real command on a real photograph with the starter models (exported) and the quality
+    gate's content measure (shipped export): torch (0.5 GB resident) and timm are never loaded."""
+    from skimage import data
+
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "retina.png"), data.retina()[..., 2::-1])
+    printed, loaded = _run_fresh(
+        "from funduskit.cli import main\n"
+        f"code = main(['predict', {str(tmp_path / 'retina.png')!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
+        "print(code)"
+    )
+    assert printed[-1] in ("0", "None")
+    record = json.loads((tmp_path / "out" / "results" / "retina.png.json").read_text())
+    assert record["quality"] == "good" and record["quality_measures"]["fundus_likeness"] > 0.1, record
+    assert "onnxruntime" in loaded
+    assert not loaded & {"torch", "timm", "torchvision"}, sorted(loaded & {"torch", "timm", "torchvision"})
+
+
 def test_lazy_model_package_still_registers_every_model():
     printed, loaded = _run_fresh(
         "from funduskit.models import list_models, create_model\n"
@@ -56,3 +76,4 @@ def test_allocator_setting_applies_on_glibc_only():
 def test_default_batch_is_one_photo_on_cpu_and_four_on_gpu():
     assert default_batch_size(torch.device("cpu")) == 1
     assert default_batch_size(torch.device("cuda")) == 4
+    assert default_batch_size("cuda:1") == 4 and default_batch_size("cpu") == 1

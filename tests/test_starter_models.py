@@ -67,7 +67,7 @@ def test_packing_keeps_the_network_as_onnx_with_float16_weights_and_no_builders_
     original, _ = load_trained_model(run)
     x = torch.randn(2, 4, 64, 64)
     with torch.inference_mode():
-        difference = (torch.sigmoid(original(x)) - torch.sigmoid(OnnxNetwork(packed / "model.onnx")(x))).abs().max()
+        difference = (torch.sigmoid(original(x)) - torch.sigmoid(torch.from_numpy(OnnxNetwork(packed / "model.onnx")(x)))).abs().max()
     assert 0 < float(difference) < 1e-2  # rounded weights, the same network, float32 arithmetic
 
 

@@ -1,10 +1,10 @@
-"""ONNX Runtime backend: an exported network (``funduskit export``) that the predictor runs like a
-torch module.
+"""ONNX Runtime backend: an exported network (``funduskit export``) that the predictor runs
+without torch.
 
-:class:`OnnxNetwork` is an ``nn.Module`` without parameters whose ``forward`` maps the same input
-batch as the torch network, (B, C, S, S) float, to the same logits, through an
-``onnxruntime.InferenceSession``; :class:`funduskit.inference.predictor.Predictor` needs nothing
-else to use it (``Predictor.from_runs(..., loader=load_onnx_network)``, ``funduskit predict
+:class:`OnnxNetwork` is an :class:`funduskit.inference.array_network.ArrayNetwork`: called on the
+same input batch as the torch network, (B, C, S, S) float32, it gives the same logits as a numpy
+array, through an ``onnxruntime.InferenceSession``; :class:`funduskit.inference.predictor.Predictor`
+needs nothing else to use it (``Predictor.from_runs(..., loader=load_onnx_network)``, ``funduskit predict
 --backend onnx``). Sessions run with the runtime's thread count and without ONNX Runtime's
 memory arena, so that an ensemble of twenty-five sessions does not keep twenty-five activation
 peaks alive.
@@ -15,10 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from funduskit.core.errors import DataError, FunduskitError
+from funduskit.inference.array_network import as_float32_batch
 from funduskit.inference.model_store import RunInfo
 from funduskit.runs.layout import ONNX_FILE
 from funduskit.runtime.device import Runtime
@@ -39,12 +38,12 @@ def _onnxruntime():  # noqa: ANN202 - the module
 
 
 def session_options(threads: int = 0):  # noqa: ANN201 - onnxruntime.SessionOptions
-    """ONNX Runtime options: all graph optimisations, ``threads`` intra-op threads (0 = torch's
-    current count), sequential execution, no memory arena."""
+    """ONNX Runtime options: all graph optimisations, ``threads`` intra-op threads (0 = ONNX
+    Runtime's default, one a physical core), sequential execution, no memory arena."""
     ort = _onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads if threads > 0 else torch.get_num_threads()
+    options.intra_op_num_threads = max(threads, 0)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.enable_cpu_mem_arena = False
@@ -52,34 +51,34 @@ def session_options(threads: int = 0):  # noqa: ANN201 - onnxruntime.SessionOpti
     return options
 
 
-def providers(device: torch.device) -> list[str]:
-    """ONNX Runtime execution providers for ``device``: CUDA first when asked for and present."""
+def providers(device: str) -> list[str]:
+    """ONNX Runtime execution providers for ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``): CUDA
+    first when asked for and present."""
     available = _onnxruntime().get_available_providers()
-    chosen = ["CUDAExecutionProvider"] if device.type == "cuda" and "CUDAExecutionProvider" in available else []
+    chosen = ["CUDAExecutionProvider"] if str(device).startswith("cuda") and "CUDAExecutionProvider" in available else []
     return [*chosen, "CPUExecutionProvider"]
 
 
-class OnnxNetwork(nn.Module):
-    """An exported network behind the torch module interface.
+class OnnxNetwork:
+    """An exported network on ONNX Runtime.
 
     Args:
         path: the ``.onnx`` file (one input ``(B, C, S, S)`` float32, one output: logits).
-        threads: intra-op threads (0 = torch's current count).
-        device: where outputs are returned (and the CUDA provider is used for ``cuda``).
+        threads: intra-op threads (0 = ONNX Runtime's default).
+        device: ``"cpu"`` or ``"cuda"`` (the CUDA provider is used where onnxruntime has it).
 
-    ``forward(x (B, C, S, S))`` -> logits tensor of the exported network's output shape, float32,
-    on ``x``'s device. The input may be in any memory format and dtype; it is copied to a
-    contiguous float32 array.
+    ``network(x (B, C, S, S))`` -> float32 numpy logits of the exported network's output shape.
+    The input may be a numpy array or a torch tensor, in any dtype; it is copied to a contiguous
+    float32 array where it is not one.
     """
 
-    def __init__(self, path: str | Path, *, threads: int = 0, device: torch.device | str = "cpu"):
-        super().__init__()
+    def __init__(self, path: str | Path, *, threads: int = 0, device: str = "cpu"):
         path = Path(path)
         if not path.is_file():
             raise DataError(path, "ONNX model not found", fix="export the models with `funduskit export`")
         ort = _onnxruntime()
         self.path = path
-        self.device = torch.device(device)
+        self.device = str(device)
         try:
             self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers(self.device))
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -89,13 +88,12 @@ class OnnxNetwork(nn.Module):
         self.input_name = inputs[0].name
         self.input_shape = list(inputs[0].shape)
 
-    def forward(self, x: Tensor) -> Tensor:
-        array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        (logits,) = self.session.run(None, {self.input_name: array})[:1]
-        return torch.from_numpy(logits).to(x.device)
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        (logits,) = self.session.run(None, {self.input_name: as_float32_batch(x)})[:1]
+        return logits
 
-    def extra_repr(self) -> str:
-        return f"path={self.path}, input={self.input_shape}, providers={self.session.get_providers()}"
+    def __repr__(self) -> str:
+        return f"OnnxNetwork(path={self.path}, input={self.input_shape}, providers={self.session.get_providers()})"
 
 
 def onnx_file(run: RunInfo) -> Path:
@@ -119,4 +117,4 @@ def onnx_file(run: RunInfo) -> Path:
 
 def load_onnx_network(run: RunInfo, runtime: Runtime) -> OnnxNetwork:
     """The ONNX Runtime network of a run (a loader for ``Predictor.from_runs``)."""
-    return OnnxNetwork(onnx_file(run), threads=runtime.threads, device=runtime.device).eval()
+    return OnnxNetwork(onnx_file(run), threads=runtime.threads, device=runtime.device)

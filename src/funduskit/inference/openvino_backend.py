@@ -1,8 +1,9 @@
 """OpenVINO backend: an exported network (``model.onnx``, ``funduskit export``; the starter models)
-compiled by OpenVINO's CPU plugin and run like a torch module.
+compiled by OpenVINO's CPU plugin, run without torch.
 
 :class:`OpenVinoNetwork` mirrors :class:`funduskit.inference.onnx_backend.OnnxNetwork`: an
-``nn.Module`` without parameters whose ``forward`` maps (B, C, S, S) float to the same logits.
+:class:`funduskit.inference.array_network.ArrayNetwork` mapping (B, C, S, S) float32 to the same
+logits as a numpy array.
 OpenVINO reads the ONNX file itself (no conversion step, nothing written). The runtime's precision
 is OpenVINO's inference precision: ``bf16`` runs the convolutions in bfloat16 on CPUs that compute
 it natively (AMX, AVX-512 BF16: 2.3x ONNX Runtime's fp32 on the starter models' whole pipeline, but
@@ -15,10 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from funduskit.core.errors import DataError, FunduskitError
+from funduskit.inference.array_network import as_float32_batch
 from funduskit.inference.model_store import RunInfo
 from funduskit.inference.onnx_backend import onnx_file
 from funduskit.runtime.device import Runtime
@@ -36,19 +36,19 @@ def _openvino():  # noqa: ANN202 - the module
     return openvino
 
 
-class OpenVinoNetwork(nn.Module):
+class OpenVinoNetwork:
     """An exported network compiled for OpenVINO's CPU plugin.
 
     Args:
         path: the ``.onnx`` file (one input ``(B, C, S, S)`` float32, one output: logits).
-        threads: inference threads (0 = torch's current count).
+        threads: inference threads (0 = OpenVINO's default).
         precision: ``"fp32"`` or ``"bf16"`` (OpenVINO's inference precision).
 
-    ``forward(x (B, C, S, S))`` -> float32 logits of the network's output shape, on ``x``'s device.
+    ``network(x (B, C, S, S))`` -> float32 numpy logits of the network's output shape (a numpy
+    array or a torch tensor in).
     """
 
     def __init__(self, path: str | Path, *, threads: int = 0, precision: str = "fp32"):
-        super().__init__()
         path = Path(path)
         if not path.is_file():
             raise DataError(path, "ONNX model not found", fix="export the models with `funduskit export`")
@@ -57,8 +57,8 @@ class OpenVinoNetwork(nn.Module):
         ov = _openvino()
         self.path = path
         self.precision = precision
-        config = {"INFERENCE_NUM_THREADS": threads if threads > 0 else torch.get_num_threads(),
-                  "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY",
+                  **({"INFERENCE_NUM_THREADS": threads} if threads > 0 else {})}
         try:
             self.compiled = ov.Core().compile_model(str(path), "CPU", config)
         except Exception as error:  # noqa: BLE001 - OpenVINO raises its own exception types
@@ -66,14 +66,12 @@ class OpenVinoNetwork(nn.Module):
                             fix="export it again with `funduskit export`, or use --backend onnx") from error
         self.request = self.compiled.create_infer_request()
 
-    def forward(self, x: Tensor) -> Tensor:
-        array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        self.request.infer({0: array})
-        logits = np.array(self.request.get_output_tensor(0).data, dtype=np.float32)  # a copy: the request reuses it
-        return torch.from_numpy(logits).to(x.device)
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.request.infer({0: as_float32_batch(x)})
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)  # a copy: the request reuses it
 
-    def extra_repr(self) -> str:
-        return f"path={self.path}, precision={self.precision}"
+    def __repr__(self) -> str:
+        return f"OpenVinoNetwork(path={self.path}, precision={self.precision})"
 
 
 def load_openvino_network(run: RunInfo, runtime: Runtime) -> OpenVinoNetwork:
@@ -83,7 +81,7 @@ def load_openvino_network(run: RunInfo, runtime: Runtime) -> OpenVinoNetwork:
         FunduskitError: the run has no export, or the runtime is on a GPU (OpenVINO's CPU plugin
             is what is used; predict on CUDA with --backend onnx or torch).
     """
-    if runtime.device.type != "cpu":
+    if runtime.device_type != "cpu":
         raise FunduskitError(f"the OpenVINO backend runs on the CPU, and the runtime is on {runtime.device}; "
                              "use --backend onnx or --backend torch on a GPU (or --device cpu)")
-    return OpenVinoNetwork(onnx_file(run), threads=runtime.threads, precision=runtime.precision).eval()
+    return OpenVinoNetwork(onnx_file(run), threads=runtime.threads, precision=runtime.precision)

@@ -36,7 +36,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from funduskit import __version__
 from funduskit.core.config import PRECISIONS, RuntimeConfig
@@ -302,10 +301,12 @@ class PredictEngine:
                                   ensemble=options.ensemble)
         runs, thresholds = self.models.runs, self.models.thresholds
         require_tasks(runs, models_dir if models_dir is not None else STARTER_DIR, required_tasks(runs))
+        self.backend = _resolve_backend(options.backend, runs)
+        # exported networks alone: torch is not imported (0.5 GB resident; docs/performance.md)
         self.runtime = resolve_runtime(RuntimeConfig(device=options.device, threads=options.threads,
                                                      channels_last=options.channels_last,
-                                                     precision=options.precision))
-        self.backend = _resolve_backend(options.backend, runs)
+                                                     precision=options.precision),
+                                       torch_free=self.backend in EXPORT_BACKENDS)
         # bf16 on exported networks only when asked for: OpenVINO bf16 missed the agreement limits on
         # the trained starter networks over real photographs (cup Dice 0.69 worst; docs/performance.md)
         self.export_precision = options.precision if options.precision != "auto" else "fp32"
@@ -453,12 +454,12 @@ def _check_options(options: PredictOptions) -> None:
         raise FunduskitError(f"ensemble must be one of {', '.join(ENSEMBLES)}, not {options.ensemble!r}")
 
 
-def default_batch_size(device: torch.device) -> int:
+def default_batch_size(device: str) -> int:
     """Photographs per batch when none is asked for: 1 on CPU, where larger batches of the
     paper-size networks were slower per photograph and cost memory (``docs/performance.md``: report
     ensemble 17.6 s at batch 1, 21.4 s at batch 2; the demo's small networks were 10 % faster at
     batch 2); 4 on a GPU, where batching is what keeps it busy."""
-    return 4 if device.type == "cuda" else 1
+    return 4 if str(device).startswith("cuda") else 1
 
 
 def _resolve_backend(backend: str, runs: dict[str, list[RunInfo]]) -> str:
@@ -482,7 +483,7 @@ def runtime_text(runtime: Runtime, backend: str, export_precision: str = "fp32")
     if exported == "torch":
         return runtime.describe()
     precision = "fp32" if exported == "onnx" else export_precision
-    text = f"{runtime.device.type}, {EXPORT_BACKENDS[exported]} {precision}, {runtime.threads} thread(s)"
+    text = f"{runtime.device_type}, {EXPORT_BACKENDS[exported]} {precision}, {runtime.threads} thread(s)"
     return f"{text} + torch ({runtime.describe()})" if with_torch else text
 
 

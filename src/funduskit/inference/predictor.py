@@ -27,24 +27,27 @@ With test-time augmentation (``tta=True``) each network also sees the horizontal
 (in the same batch); the flipped output is flipped back (fovea: ``x -> S - x``) and averaged
 with the plain one before members are combined.
 
-Speed: the networks run in ``torch.inference_mode()``, in channels_last memory format and under
-bf16 autocast where the device supports it (see :class:`funduskit.runtime.device.Runtime`), on
-whole batches.
+Every network is called through :class:`funduskit.inference.array_network.ArrayNetwork` (numpy
+batch in, logits out) and everything between the networks is numpy, so a predictor of exported
+networks never imports torch. Torch networks run in ``torch.inference_mode()``, in channels_last
+memory format and under bf16 autocast where the device supports it (see
+:class:`funduskit.runtime.device.Runtime`), on whole batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
+from scipy.special import expit
 
 from funduskit.core.errors import FunduskitError
 from funduskit.core.tasks import SEGMENTATION_TASKS, TASKS
 from funduskit.data.sample import View
 from funduskit.data.view import CropBox
+from funduskit.inference.array_network import ArrayNetwork, as_array_network
 from funduskit.inference.ensemble import mean_and_spread, mean_point
 from funduskit.inference.model_store import RunInfo, Thresholds, required_tasks
 from funduskit.inference.postprocess import clean_mask, postprocess_disc_cup
@@ -54,13 +57,18 @@ from funduskit.runtime.device import Runtime
 from funduskit.scoring.metrics import vertical_cdr
 from funduskit.transforms.preprocess import Geometry, preprocess
 
+if TYPE_CHECKING:
+    from torch import nn
+
 
 @dataclass
 class Member:
-    """One trained network of an ensemble, on its device, in eval mode."""
+    """One trained network of an ensemble, on its device, in eval mode: an
+    :class:`~funduskit.inference.array_network.ArrayNetwork`, or a torch module (the predictor
+    wraps it in :class:`~funduskit.inference.array_network.TorchNetwork`)."""
 
     run: RunInfo
-    network: nn.Module
+    network: ArrayNetwork | Any
 
     @property
     def size(self) -> int:
@@ -102,8 +110,8 @@ def _trained_network(run: RunInfo) -> nn.Module:
 
 
 #: Makes the network of a run on a runtime: :func:`load_network` (torch, optimised) or
-#: :func:`funduskit.inference.onnx_backend.load_onnx_network`.
-NetworkLoader = Callable[[RunInfo, Runtime], nn.Module]
+#: :func:`funduskit.inference.onnx_backend.load_onnx_network` (an ArrayNetwork).
+NetworkLoader = Callable[[RunInfo, Runtime], "ArrayNetwork | nn.Module"]
 
 
 @dataclass
@@ -167,7 +175,8 @@ class Predictor:
         missing = [task for task in required_tasks(runs) if not ensembles.get(task)]
         if missing:
             raise ValueError(f"Predictor needs at least one network for {', '.join(missing)}")
-        self.ensembles = {task: list(members) for task, members in ensembles.items()}
+        self.ensembles = {task: [replace(member, network=as_array_network(member.network, runtime)) for member in members]
+                          for task, members in ensembles.items()}
         self.runtime = runtime
         self.thresholds = thresholds
         self.tta = tta
@@ -178,7 +187,7 @@ class Predictor:
         tta: bool = False, loader: NetworkLoader | None = None,
     ) -> Predictor:
         """Load every run's network onto ``runtime``'s device with ``loader`` (default
-        :func:`load_network`); any module mapping the input batch to logits will do."""
+        :func:`load_network`); any torch module or ArrayNetwork mapping the input batch to logits will do."""
         loader = loader or load_network
         ensembles = {task: [Member(run, loader(run, runtime)) for run in items] for task, items in runs.items()}
         return cls(ensembles, runtime, thresholds, tta=tta)
@@ -217,10 +226,10 @@ class Predictor:
                 "whole photographs need a disc network trained on whole photographs (data.view: whole) to find "
                 "the disc the crop networks look at; add one, or predict disc crops with --view disc"
             )
-        inputs = _InputCache(images, self.runtime, prepared)
+        inputs = _InputCache(images, prepared)
         vessel_square = inputs.vessels = self._vessels(inputs)  # (B, 1, Sv, Sv), letterboxed square
         vessel_maps = [Geometry.for_image(image, vessel_square.shape[-1]).map_to_original(
-            vessel_square[index, 0].float().cpu().numpy()) if self.ensembles.get("vessel")
+            vessel_square[index, 0]) if self.ensembles.get("vessel")
             else np.zeros(image.shape[:2], np.float32) for index, image in enumerate(images)]
         maps = {task: self._segmentation_maps(whole[task], inputs) for task in SEGMENTATION_TASKS}
         foveae = self._fovea(whole["fovea"], inputs) if whole["fovea"] else [[] for _ in images]
@@ -286,7 +295,7 @@ class Predictor:
         if not rows:
             return answers
         crops = [boxes[index].cut(images[index]) for index in rows]  # type: ignore[union-attr]
-        inputs = _InputCache(crops, self.runtime)
+        inputs = _InputCache(crops)
         if any(member.takes_vessel_map for task in SEGMENTATION_TASKS for member in self._members(task, "disc")):
             inputs.vessels = self._vessels(inputs)  # on the crop, as training cuts the photo first
         for task in SEGMENTATION_TASKS:
@@ -301,20 +310,18 @@ class Predictor:
                 answers[index]["glaucoma"] = probabilities
         return answers
 
-    def _run(self, member: Member, x: Tensor) -> Tensor:
+    def _run(self, member: Member, x: np.ndarray) -> np.ndarray:
         """Sigmoid outputs (float32) of one member on a prepared batch."""
-        with torch.inference_mode(), self.runtime.autocast():
-            logits = member.network(x)
-        return torch.sigmoid(logits.float())
+        return expit(np.asarray(member.network(x), dtype=np.float32))
 
-    def _vessels(self, inputs: _InputCache) -> Tensor:
+    def _vessels(self, inputs: _InputCache) -> np.ndarray:
         """(B, 1, S, S) mean vessel probability of the vessel generators (largest S among them;
         (B, 1, 1, 1) zeros without vessel generators)."""
         maps = [self._run(member, inputs.get(member)) for member in self.ensembles.get("vessel", [])]
         if not maps:
-            return self.runtime.to_device(torch.zeros(len(inputs.images), 1, 1, 1))
+            return np.zeros((len(inputs.images), 1, 1, 1), np.float32)
         size = max(m.shape[-1] for m in maps)
-        return torch.stack([resize_maps(m, size) for m in maps]).mean(dim=0)
+        return np.mean([resize_maps(m, size) for m in maps], axis=0, dtype=np.float32)
 
     def _segmentation_maps(self, members: Sequence[Member], inputs: _InputCache) -> list[np.ndarray | None]:
         """Per photograph, the members' (H, W) mean map in its pixels (None each without members)."""
@@ -331,15 +338,15 @@ class Predictor:
             output = self._run(member, inputs.get(member, with_vessels=True, flip=self.tta))
             maps.append(self._unflip_maps(output))
         size = max(m.shape[-1] for m in maps)
-        mean = torch.stack([resize_maps(m, size) for m in maps]).mean(dim=0)
-        return mean[:, 0].cpu().numpy()
+        mean = np.mean([resize_maps(m, size) for m in maps], axis=0, dtype=np.float32)
+        return mean[:, 0]
 
-    def _unflip_maps(self, output: Tensor) -> Tensor:
+    def _unflip_maps(self, output: np.ndarray) -> np.ndarray:
         """With TTA, average the plain half and the flipped-back second half of a (2B, C, H, W) output."""
         if not self.tta:
             return output
-        plain, flipped = output.chunk(2)
-        return (plain + flipped.flip(-1)) / 2
+        plain, flipped = np.split(output, 2)
+        return (plain + flipped[..., ::-1]) / 2
 
     def _fovea(self, members: Sequence[Member], inputs: _InputCache) -> list[list[tuple[float, float]]]:
         """Per photograph, one (x, y) in original pixels per member and flip."""
@@ -363,50 +370,49 @@ class Predictor:
         for member in members:
             output = self._run(member, inputs.get(member, flip=self.tta)).reshape(-1)
             if self.tta:
-                output = output.reshape(2, batch).mean(dim=0)
-            per_member.append(output.cpu().numpy())
+                output = output.reshape(2, batch).mean(axis=0)
+            per_member.append(output)
         return np.stack(per_member, axis=1).tolist()
 
 
 class _InputCache:
     """Network inputs of a batch, each built once and shared by every member that takes it.
 
-    A key is (preprocessing, size, with the vessel channel, with the flipped copy); tensors are
-    on the device in the runtime's memory format. ``vessels`` (B, 1, Sv, Sv) must be set before
-    inputs with the vessel channel are asked for.
+    A key is (preprocessing, size, with the vessel channel, with the flipped copy); batches are
+    C-contiguous float32 (B, C, S, S) numpy arrays (a torch network moves them to its device).
+    ``vessels`` (B, 1, Sv, Sv) must be set before inputs with the vessel channel are asked for.
     """
 
-    def __init__(self, images: Sequence[np.ndarray], runtime: Runtime, prepared: PreparedInputs | None = None):
+    def __init__(self, images: Sequence[np.ndarray], prepared: PreparedInputs | None = None):
         self.images = list(images)
-        self.runtime = runtime
         self.prepared = prepared or {}
-        self.vessels: Tensor | None = None
-        self._tensors: dict[tuple[str, int, bool, bool, bool], Tensor] = {}
+        self.vessels: np.ndarray | None = None
+        self._batches: dict[tuple[str, int, bool, bool, bool], np.ndarray] = {}
 
-    def get(self, member: Member, *, with_vessels: bool = False, flip: bool = False) -> Tensor:
+    def get(self, member: Member, *, with_vessels: bool = False, flip: bool = False) -> np.ndarray:
         """(B, 3 or 4, S, S), or (2B, ...) with the flipped copy after the plain batch."""
         vessel_map = with_vessels and member.takes_vessel_map
         key = (member.preprocessing, member.size, with_vessels, vessel_map, flip)
-        if key not in self._tensors:
+        if key not in self._batches:
             if flip:
                 plain = self.get(member, with_vessels=with_vessels)
-                batch = torch.cat([plain, plain.flip(-1)])
+                batch = np.concatenate([plain, plain[..., ::-1]])
             elif with_vessels:
                 photo = self.get(member)
                 if vessel_map:
                     assert self.vessels is not None, "the vessel map is computed first"
-                    channel = resize_maps(self.vessels, member.size).to(photo.dtype)
+                    channel = resize_maps(self.vessels, member.size).astype(photo.dtype)
                 else:  # trained with an all-zero vessel channel (data.vessel_input: none)
-                    channel = torch.zeros_like(photo[:, :1])
-                batch = torch.cat([photo, channel], dim=1)
+                    channel = np.zeros_like(photo[:, :1])
+                batch = np.concatenate([photo, channel], axis=1)
             else:
                 spec = (member.preprocessing, member.size)
                 arrays = self.prepared.get(spec)
                 if arrays is None:
                     arrays = prepare_inputs(self.images, [spec])[spec]
-                batch = torch.from_numpy(arrays).permute(0, 3, 1, 2)
-            self._tensors[key] = self.runtime.to_device(batch)
-        return self._tensors[key]
+                batch = arrays.transpose(0, 3, 1, 2)
+            self._batches[key] = np.ascontiguousarray(batch, dtype=np.float32)
+        return self._batches[key]
 
 
 PreparedInputs = dict[tuple[str, int], np.ndarray]

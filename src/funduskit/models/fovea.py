@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["decode_fovea", "encode_fovea_target"]
 
@@ -58,17 +61,24 @@ def decode_fovea(maps: Tensor | np.ndarray, size: int) -> np.ndarray:
         float64 array (2,) or (B, 2): ``(x, y)`` in network-input pixels, from the cell with the
         highest confidence plus its offsets (first such cell on ties).
     """
-    values = torch.as_tensor(maps).detach().float().cpu()
+    values = _as_array(maps)
     batched = values.ndim == 4
     if not batched:
-        values = values.unsqueeze(0)
+        values = values[None]
     if values.ndim != 4 or values.shape[1] != 3:
-        raise ValueError(f"fovea maps must be (3, G, G) or (B, 3, G, G); got {tuple(torch.as_tensor(maps).shape)}")
+        raise ValueError(f"fovea maps must be (3, G, G) or (B, 3, G, G); got {tuple(_as_array(maps).shape)}")
     batch, _, rows, cols = values.shape
-    best = values[:, 0].reshape(batch, -1).argmax(dim=1)
+    best = values[:, 0].reshape(batch, -1).argmax(axis=1)
     row, col = best // cols, best % cols
-    index = torch.arange(batch)
-    x = (col + values[index, 1, row, col]) * (size / cols)
-    y = (row + values[index, 2, row, col]) * (size / rows)
-    xy = torch.stack([x, y], dim=-1).double().numpy()
+    index = np.arange(batch)
+    x = (col.astype(np.float32) + values[index, 1, row, col]) * np.float32(size / cols)
+    y = (row.astype(np.float32) + values[index, 2, row, col]) * np.float32(size / rows)
+    xy = np.stack([x, y], axis=-1).astype(np.float64)
     return xy if batched else xy[0]
+
+
+def _as_array(maps: Tensor | np.ndarray) -> np.ndarray:
+    """float32 numpy values of a tensor (any device) or an array."""
+    if hasattr(maps, "detach"):  # a torch tensor
+        return maps.detach().float().cpu().numpy()
+    return np.asarray(maps, dtype=np.float32)

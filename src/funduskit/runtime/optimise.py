@@ -273,7 +273,7 @@ def optimise_for_inference(
     x = example_input(fast).to(parameter.device if parameter is not None else "cpu")
     if fold_bn:
         applied.append(f"fold_bn:{fold_batch_norms(fast, x)}")
-    cpu_fp32 = runtime.device.type == "cpu" and not runtime.bf16
+    cpu_fp32 = runtime.device_type == "cpu" and not runtime.bf16
     if winograd is None:
         winograd = cpu_fp32 and runtime.channels_last and winograd_available() and _dense_3x3_share(fast, x) >= WINOGRAD_SHARE
     if winograd and cpu_fp32:

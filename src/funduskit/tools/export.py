@@ -183,7 +183,7 @@ def max_probability_difference(network: nn.Module, exported: OnnxNetwork, *, inp
     x = torch.randn(batch, channels, input_size, input_size, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
         expected = torch.sigmoid(network.eval()(x).float())
-        got = torch.sigmoid(exported(x).float())
+        got = torch.sigmoid(torch.from_numpy(exported(x)))
     if expected.shape != got.shape:
         raise FunduskitError(f"{exported.path}: ONNX output shape {tuple(got.shape)} != torch {tuple(expected.shape)}")
     return float((expected - got).abs().max())

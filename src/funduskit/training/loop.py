@@ -344,8 +344,8 @@ def fit(config: TrainConfig, samples: Sequence[Sample], run_dir: str | Path, *, 
     _check_run_dir(run_dir, resume)
     task = get_task(config.task)
     runtime = resolve_runtime(config.runtime, training=True)
-    context = distributed_context(runtime.device.type)
-    runtime = dataclasses.replace(runtime, device=process_device(runtime.device, context))
+    context = distributed_context(runtime.device_type)
+    runtime = dataclasses.replace(runtime, device=process_device(torch.device(runtime.device), context))
     show_progress = show_progress and context.is_main
     console = console or Console(stderr=True, quiet=not show_progress)
     seed_everything(config.seed)

@@ -85,7 +85,7 @@ def job_network(options: BenchOptions, task: str, mode: str, work: Path) -> dict
 
     def run(batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), runtime.autocast():
-            return torch.sigmoid(network(batch).float())
+            return torch.sigmoid(torch.as_tensor(network(batch)).float())  # exported networks give numpy
 
     single = x[:1]
     output = run(single)

@@ -125,10 +125,10 @@ def prepare_for_mode(network, mode: str, runtime, onnx_path: Path | None = None,
         if mode == "openvino":  # fp32, as `funduskit predict --backend openvino` runs by default
             from funduskit.inference.openvino_backend import OpenVinoNetwork
 
-            return OpenVinoNetwork(onnx_path, threads=runtime.threads, precision="fp32").eval()
+            return OpenVinoNetwork(onnx_path, threads=runtime.threads, precision="fp32")
         from funduskit.inference.onnx_backend import OnnxNetwork
 
-        return OnnxNetwork(onnx_path, threads=runtime.threads).eval()
+        return OnnxNetwork(onnx_path, threads=runtime.threads)
     raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
 
 
