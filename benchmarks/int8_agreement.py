@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from backends import LIMITS
 from int8 import nncf_and_openvino
 from machine import cpu_flags
@@ -52,16 +51,15 @@ def shared_photos(data: Path, calibrate: int, evaluate: int) -> tuple[list[Path]
     return calibration, evaluation
 
 
-class RecordingNetwork(torch.nn.Module):
-    """A network that keeps a copy of every (1, C, S, S) input it is given (the calibration set)."""
+class RecordingNetwork:
+    """A network (ArrayNetwork) that keeps a copy of every (1, C, S, S) input it is given (the calibration set)."""
 
-    def __init__(self, network: torch.nn.Module):
-        super().__init__()
+    def __init__(self, network):  # noqa: ANN001 - an OpenVinoNetwork
         self.network = network
         self.inputs: list[np.ndarray] = []
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        array = x.detach().to("cpu", torch.float32).numpy()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        array = np.asarray(x, dtype=np.float32)
         self.inputs += [array[i : i + 1].copy() for i in range(array.shape[0])]
         return self.network(x)
 
