@@ -38,8 +38,9 @@ ALLOWED: dict[str, set[str]] = {
 TORCH_FREE = ("core", "data", "transforms", "scoring", "synthetic")
 #: Modules directly in src/funduskit (everything else lives in a stage folder).
 ROOT_MODULES = {"__init__.py", "__main__.py"}
-#: Folders of package data beside the stages (no Python in them): the shipped starter models.
-DATA_FOLDERS = {"starter_models"}
+#: Folders of package data beside the stages (no Python in them): the shipped starter models and the
+#: quality gate's content classifier.
+DATA_FOLDERS = {"starter_models", "assets"}
 
 
 def stage_of(module: str) -> str | None:
