@@ -63,7 +63,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "options": ["CAMERA_SIZES", "EXPORTED_MODES", "MODES", "NETWORK_TASKS", "REPORT_ENSEMBLE", "SINGLE_MODEL", "TARGETS_BY_KIND",
                     "TINY_KWARGS", "BenchOptions"],
-        "networks": ["CONFIDENT_SCALE", "CONFIDENT_SPREAD", "FOREGROUND", "build_ensembles", "build_network",
+        "networks": ["CONFIDENT_SCALE", "CONFIDENT_SPREAD", "CUP_AREA_OF_DISC", "DRAWN_DISC_RED", "FOREGROUND", "MIN_PROBE_PIXELS", "RIDGE", "build_ensembles", "build_network",
                      "make_confident", "make_runtime", "member_config", "precision_of", "prepare_for_mode",
                      "synthetic_photo", "task_config"],
         "timing": ["SPEED_FLAGS", "cpu_flags", "interleaved_seconds", "machine_description", "matmul_gflops", "median_seconds"],

@@ -50,25 +50,73 @@ def build_network(task: str, options: BenchOptions):  # noqa: ANN201 - nn.Module
     config = task_config(task, options)
     torch.manual_seed(TASKS.index("disc" if task == "cup" else task))
     network = create_model(config.model.name, **config.model.kwargs).eval()
-    make_confident(network, task, config.data.input_size)
+    size = config.data.input_size
+    if task in ("disc", "cup", "fovea"):
+        make_confident(network, task, size, _vessel_channel(options, size))
+    else:
+        make_confident(network, task, size)
     return network
 
 
-#: Share of the pixels above 0.5 after :func:`make_confident` (cup: the disc map's top share,
-#: so the cup lies inside the disc), and the standard deviation of the calibrated logits.
+def _vessel_channel(options: BenchOptions, size: int) -> np.ndarray:
+    """(S, S) float32: the map the predictor feeds the disc, cup and fovea networks on the
+    calibration photograph, i.e. the benchmark's own (untrained) vessel generator's probability,
+    resized to ``size``. Calibrating on another channel (zeros) than the pipeline feeds shifted
+    every logit: the untrained disc map covered the whole photograph, where any rounding flips it."""
+    import torch
+
+    from funduskit.inference.predictor import network_input
+    from funduskit.models.maps import resize_maps
+
+    config = task_config("vessel", options)
+    vessel_size = config.data.input_size
+    photo = network_input(_calibration_photo(), config.data.preprocessing, vessel_size)
+    network = build_network("vessel", options)
+    with torch.inference_mode():
+        logits = network(torch.from_numpy(photo).permute(2, 0, 1)[None])[:, :1]
+    return resize_maps(torch.sigmoid(logits).numpy(), size)[0, 0]
+
+
+def _calibration_photo() -> np.ndarray:
+    """The synthetic photograph every network is calibrated on (quarter size: the letterboxed
+    network input is the same)."""
+    return synthetic_photo(0, 0.25)
+
+
+#: The drawn optic disc of :func:`synthetic_photo`, which the disc and cup heads are fitted to: the
+#: pixels whose red channel is above 220 (the disc is drawn (240, 200, 150), its cup (255, 235, 210),
+#: the retina (170, 80, 40), with noise of standard deviation 6).
+DRAWN_DISC_RED = 220
+#: Share of the drawn disc's area that the cup map's foreground covers (vertical CDR about 0.5).
+CUP_AREA_OF_DISC = 0.25
+#: Share of the pixels above 0.5 of the maps whose head is not fitted (the fovea's confidence: nothing
+#: drawn to fit it to; the disc and cup where the head's map is too coarse, below
+#: :data:`MIN_PROBE_PIXELS` disc pixels: the tests' tiny networks).
 FOREGROUND = {"disc": 0.2, "cup": 0.06, "fovea": 0.01}
+MIN_PROBE_PIXELS = 64
+#: Standard deviation of the calibrated logits, and the ridge of the heads' least-squares fit.
 CONFIDENT_SPREAD = 6.0
+RIDGE = 1e-3
 
 
-def make_confident(network, task: str, size: int) -> None:  # noqa: ANN001
-    """Rescale an untrained network's last layer so its maps look like a trained network's.
+def make_confident(network, task: str, size: int, vessels: np.ndarray | None = None) -> None:  # noqa: ANN001
+    """Give an untrained network's last layer the confidence and the shapes of a trained network's.
 
-    Untrained maps sit within a few hundredths of 0.5, where thresholding flips with any rounding.
-    On a synthetic photograph, the first output channel's logits are shifted and scaled so that
-    :data:`FOREGROUND` of the pixels are above 0.5 and the logits' standard deviation is
-    :data:`CONFIDENT_SPREAD`; the classifier's last layer is scaled by :data:`CONFIDENT_SCALE`.
-    Timing does not depend on it; agreement checks become meaningful.
+    Untrained maps sit within a few hundredths of 0.5, where thresholding flips with any rounding,
+    and their strongest response is the dark surround: calibrated as they were, the disc's largest
+    blob was a ring around the field of view, which hole filling turned into the whole photograph
+    or not at a rounding's whim (bf16 against fp32: disc Dice 0.097 on the AVX-512 BF16 kind).
+    So on a synthetic photograph (with ``vessels``, (S, S), as its fourth channel: what the
+    predictor feeds; zeros without), the disc and cup heads are fitted by ridge least squares on
+    the frozen decoder features to a dome over the drawn disc (:data:`DRAWN_DISC_RED`, :func:`_dome`):
+    a linear probe, which gives one blob where a trained network's would be. The logits are then
+    shifted and scaled so that as many pixels as the drawn disc holds are above 0.5 (the cup:
+    :data:`CUP_AREA_OF_DISC` of them, the dome's top, inside the disc; the fovea, and a disc or cup
+    map too coarse to hold the drawn disc, keep the head's direction: :data:`FOREGROUND`) and their standard
+    deviation is :data:`CONFIDENT_SPREAD`. The classifier's last layer is scaled by
+    :data:`CONFIDENT_SCALE`. Timing does not depend on it; agreement checks become meaningful.
     """
+    import cv2
     import torch
 
     if task == "vessel":
@@ -78,22 +126,48 @@ def make_confident(network, task: str, size: int) -> None:  # noqa: ANN001
             network.fc.weight.mul_(CONFIDENT_SCALE)
         return
     from funduskit.inference.predictor import network_input
+    from funduskit.transforms.preprocess import Geometry
 
-    photo = torch.from_numpy(network_input(synthetic_photo(0, 0.25), "standardize", size)).permute(2, 0, 1)
-    x = torch.cat([photo, torch.zeros(1, size, size)])[None]
+    original = _calibration_photo()
+    photo = torch.from_numpy(network_input(original, "standardize", size)).permute(2, 0, 1)
+    channel = torch.zeros(1, size, size) if vessels is None else torch.from_numpy(vessels)[None]
     captured: list[torch.Tensor] = []
-    handle = network.head.register_forward_hook(lambda _m, _i, output: captured.append(output.detach()))
-    try:
-        with torch.no_grad():
-            network(x)
-    finally:
-        handle.remove()
-    logits = captured[0][:, 0].flatten().double()
-    threshold = float(torch.quantile(logits, 1 - FOREGROUND[task]))
-    scale = CONFIDENT_SPREAD / max(float(logits.std()), 1e-12)
+    handle = network.head.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0]))
     with torch.no_grad():
-        network.head.weight[0].mul_(scale)
-        network.head.bias[0] = (network.head.bias[0] - threshold) * scale
+        try:
+            network(torch.cat([photo, channel])[None])
+        finally:
+            handle.remove()
+        side = captured[0].shape[-1]  # the head sees the decoder's map, (1, C, s, s), s <= S
+        features = captured[0][0].flatten(1).T.double()  # (s * s, C)
+        red = (original[..., 0] > DRAWN_DISC_RED).astype(np.float32)
+        disc = cv2.resize(Geometry.for_image(original, size).to_network(red), (side, side),
+                          interpolation=cv2.INTER_AREA) > 0.5
+        if task == "fovea" or disc.sum() < MIN_PROBE_PIXELS:
+            weight, bias = network.head.weight[0].flatten().double(), float(network.head.bias[0])
+            share = FOREGROUND[task]
+        else:
+            target = torch.from_numpy(_dome(disc).flatten())
+            gram = features.T @ features + RIDGE * len(features) * torch.eye(features.shape[1], dtype=torch.float64)
+            weight, bias = torch.linalg.solve(gram, features.T @ target), 0.0
+            share = float(disc.mean()) * (CUP_AREA_OF_DISC if task == "cup" else 1.0)
+        logits = features @ weight + bias
+        threshold = float(torch.quantile(logits, 1 - share))
+        scale = CONFIDENT_SPREAD / max(float(logits.std()), 1e-12)
+        network.head.weight[0] = (weight * scale).reshape(network.head.weight[0].shape).float()
+        network.head.bias[0] = (bias - threshold) * scale
+
+
+def _dome(disc: np.ndarray) -> np.ndarray:
+    """(s, s) float64 target of the disc and cup heads: ``1 - (r / R) ** 2`` clipped to [-1, 1], r
+    the distance to the centre of the (s, s) bool ``disc``, R its equivalent radius: positive inside,
+    sloped at the disc's edge and at the cup's (a plateau there would leave the cup's edge to noise;
+    a dome of the cup's own radius was too small for a linear probe on a quarter-size map to place)."""
+    rows, columns = np.nonzero(disc)
+    radius = max(np.sqrt(len(rows) / np.pi), 1.0)
+    y, x = np.mgrid[: disc.shape[0], : disc.shape[1]]
+    distance_squared = (y - rows.mean()) ** 2 + (x - columns.mean()) ** 2
+    return np.clip(1 - distance_squared / radius**2, -1.0, 1.0)
 
 
 def make_runtime(mode: str, threads: int, precision: str = "auto"):  # noqa: ANN201 - Runtime
