@@ -61,8 +61,8 @@ def build_network(task: str, options: BenchOptions):  # noqa: ANN201 - nn.Module
 def _vessel_channel(options: BenchOptions, size: int) -> np.ndarray:
     """(S, S) float32: the map the predictor feeds the disc, cup and fovea networks on the
     calibration photograph, i.e. the benchmark's own (untrained) vessel generator's probability,
-    resized to ``size``. Calibrating on another channel (zeros) than the pipeline feeds shifted
-    every logit: the untrained disc map covered the whole photograph, where any rounding flips it."""
+    resized to ``size``: the fitted head then sees the features it will see in the pipeline (zeros
+    there, as before, would calibrate a network on an input it never gets)."""
     import torch
 
     from funduskit.inference.predictor import network_input
@@ -112,8 +112,8 @@ def make_confident(network, task: str, size: int, vessels: np.ndarray | None = N
     a linear probe, which gives one blob where a trained network's would be. The logits are then
     shifted and scaled so that as many pixels as the drawn disc holds are above 0.5 (the cup:
     :data:`CUP_AREA_OF_DISC` of them, the dome's top, inside the disc; the fovea, and a disc or cup
-    map too coarse to hold the drawn disc, keep the head's direction: :data:`FOREGROUND`) and their standard
-    deviation is :data:`CONFIDENT_SPREAD`. The classifier's last layer is scaled by
+    map too coarse to hold the drawn disc, keep the head's direction: :data:`FOREGROUND`) and
+    their standard deviation is :data:`CONFIDENT_SPREAD`. The classifier's last layer is scaled by
     :data:`CONFIDENT_SCALE`. Timing does not depend on it; agreement checks become meaningful.
     """
     import cv2
