@@ -64,6 +64,7 @@ class Row:
     ``evaluation``: ``"vessel"``, ``"crop"`` (disc / cup Dice on the crops), ``"classifier"`` or
     ``"pipeline"`` (whole photographs through the predictor, with the runs of the rows in ``uses``)
     or ``"combiner"`` (crops through the predictor; the classifier and the measured vCDR combined).
+    A ``"vessel"`` row with ``uses`` scores that row's run again (with ``tta``: test-time flips).
     """
 
     name: str
@@ -75,11 +76,12 @@ class Row:
     uses: tuple[str, ...] = ()
     preset: str = "real"
     metrics: tuple[str, ...] = field(default=())
-    tta: bool = False  # pipeline / combiner rows: predict with horizontal-flip test-time augmentation
+    tta: bool = False  # rows with ``uses``: predict with horizontal-flip test-time augmentation
 
     @property
     def trains(self) -> bool:
-        return self.evaluation not in ("pipeline", "combiner")
+        """False for a row that scores the runs of the rows in ``uses`` instead of training its own."""
+        return not self.uses
 
 
 # The rows of the starter models' recipes take their options from funduskit.tools.starter_models
@@ -112,6 +114,9 @@ ROWS: tuple[Row, ...] = (
          "--set", "data.augmentation=light", "--set", "loss.kwargs.dice_weight=0.0",
          "--set", "loss.kwargs.adversarial_weight=0.02"),
         "vessel", metrics=("auc", "dice")),
+    Row("vessel-drive-patches-bce-adv02-tta", "vessel", ("drive",),
+        "the adversarial-0.02 network with test-time flips (its map averaged with the flipped photograph's; predict --tta does not, see decisions)",
+        evaluation="vessel", uses=("vessel-drive-patches-bce-adv02",), tta=True, metrics=("auc", "dice")),
     Row("vessel-drive+chase-patches-adv02", "vessel", ("drive", "chase"),
         "the adversarial-0.02 patch recipe on DRIVE + CHASE_DB1 together, 28 epochs (the steps of 55 on DRIVE alone)",
         ("--set", "data.preprocessing=clahe", "--set", "data.patch_size=192", "--set", "data.patches_per_image=8",
@@ -144,7 +149,7 @@ ROWS: tuple[Row, ...] = (
         ("--epochs", "24"), "crop", metrics=("dice",)),
     Row("cup-rimone-lite2", "cup", ("rimone",),
         "real with the ImageNet Lite2 photo encoder (Lite0's is the real preset's), 12 epochs; the cup is "
-        "already 114-171 px tall at 256 (10th-90th percentile), so a larger input was not the first try",
+        "already 114-171 px tall at 256 (10th-90th percentile of 40 crops), so a larger input was not the first try",
         ("--epochs", "12", "--set", "model.kwargs.photo_encoder=tf_efficientnet_lite2",
          "--set", "init.encoder_weights=lite2"), "crop", metrics=("dice",)),
     # both crop sets in one run: the starter crop networks ---------------------------------------
@@ -240,8 +245,15 @@ def validation_samples(run_dir: Path, data_root: Path, data: Sequence[str], *, o
     return [sample for sample in validation if sample.image_id in of_set]
 
 
-def score_vessel(run_dir: Path, samples: Sequence) -> dict[str, float]:
-    """Mean over photographs of ROC AUC and Dice inside the field of view, at the original size."""
+def score_vessels_again(run_dirs: Sequence[Path], samples: Sequence, *, tta: bool = False) -> dict[str, float]:
+    """:func:`score_vessel` of the one run a ``uses`` row names."""
+    [run_dir] = run_dirs
+    return score_vessel(run_dir, samples, tta=tta)
+
+
+def score_vessel(run_dir: Path, samples: Sequence, *, tta: bool = False) -> dict[str, float]:
+    """Mean over photographs of ROC AUC and Dice inside the field of view, at the original size;
+    with ``tta``, of the probability averaged with the horizontally flipped photograph's."""
     import numpy as np
     import torch
     from sklearn.metrics import roc_auc_score
@@ -262,6 +274,8 @@ def score_vessel(run_dir: Path, samples: Sequence) -> dict[str, float]:
         x = torch.from_numpy(network_input(image, config.data.preprocessing, config.data.input_size)).permute(2, 0, 1)[None]
         with torch.inference_mode():
             probability = model.predict(x)[0, 0].numpy()
+            if tta:
+                probability = (probability + model.predict(x.flip(-1))[0, 0].flip(-1).numpy()) / 2
         probability = geometry.map_to_original(probability)
         inside = _fov_mask(sample, image, find_fov)
         reference = load_vessel_mask(sample)
@@ -387,7 +401,7 @@ def score_fold(row: Row, fold: int, data_root: Path, out: Path) -> dict[str, flo
     if record.is_file():
         return json.loads(record.read_text())
     samples = validation_samples(run_dirs[0], data_root, row.data)
-    scorer = score_pipeline if row.evaluation == "pipeline" else score_combiner
+    scorer = {"pipeline": score_pipeline, "combiner": score_combiner, "vessel": score_vessels_again}[row.evaluation]
     scores = {**scorer(run_dirs, samples, tta=row.tta),
               "minutes": sum(json.loads((d / SCORES_FILE).read_text())["minutes"] for d in run_dirs)}
     record.parent.mkdir(parents=True, exist_ok=True)
