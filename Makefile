@@ -5,6 +5,8 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.funduskit-installed
 # torch/torchvision are pinned to the builds available offline on the reference machine.
+# The install also writes the quality gate's content classifier as ONNX (src/funduskit/assets/, not
+# in git: 9 MB that would take the tracked model files over 40 MB), checked against torch.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 export HF_HUB_OFFLINE ?= 1
 
@@ -17,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m funduskit.tools.content_model
 	touch $(STAMP)
 
 demo: $(STAMP)

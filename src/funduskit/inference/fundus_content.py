@@ -18,8 +18,9 @@ classifier also files under those classes (the moon, a deep-field sky: 0.28-0.29
 image measures judge instead.
 
 The classifier runs from :data:`CONTENT_MODEL`, Lite0 with the registry's ImageNet weights exported
-to ONNX (float16 storage, 9 MB, shipped in the package; ``python -m funduskit.tools.content_model``
-writes it again), on ONNX Runtime: the quality gate of ``funduskit predict`` then needs neither
+to ONNX (float16 storage, 9 MB; written and checked against torch by ``python -m
+funduskit.tools.content_model``, which ``make install`` runs; not in git, and in a wheel only when
+built after it), on ONNX Runtime: the quality gate of ``funduskit predict`` then needs neither
 torch nor timm (0.75 GB resident together). Where that file is missing the torch model is built
 from the installed weights instead.
 """
@@ -65,7 +66,7 @@ def content_input(image: np.ndarray) -> np.ndarray:
 
 
 def default_classifier(model: Path = CONTENT_MODEL) -> ArrayNetwork:
-    """Lite0's ImageNet classifier: the shipped export on ONNX Runtime (one thread: one small
+    """Lite0's ImageNet classifier: its export on ONNX Runtime (one thread: one small
     picture per photograph), else the torch model from the installed weights.
 
     Raises:

@@ -4,8 +4,8 @@ EfficientNet-Lite0 with the registry's ImageNet weights (``efficientnet-lite0-py
 Apache-2.0) and its 1000-class head, exported to ONNX at 224 x 224 with float16 weight storage
 (:func:`funduskit.tools.export.store_float16`), and checked against the torch model: the same top
 class and the fundus-class probability within 0.01 on ``skimage.data.retina()`` and
-``skimage.data.chelsea()``. The file is shipped in the package, so that the quality gate runs on
-ONNX Runtime without torch; this module is how it was made::
+``skimage.data.chelsea()``. ``make install`` runs it (the file is not in git: it would take the
+tracked model files over 40 MB), so that the quality gate runs on ONNX Runtime without torch::
 
     python -m funduskit.tools.content_model            # writes src/funduskit/assets/imagenet-lite0.onnx
 """
